@@ -1,0 +1,19 @@
+"""Django app config: registers checks and the settings cache receiver. No I/O."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class DjangoOutboxPatternConfig(AppConfig):
+    name = "django_outbox_pattern"
+    verbose_name = "Outbox pattern"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.core.signals import setting_changed
+
+        from django_outbox_pattern import checks, conf
+
+        checks.register()
+        setting_changed.connect(conf.clear_cache, dispatch_uid="django_outbox_pattern_settings")

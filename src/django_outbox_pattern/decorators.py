@@ -1,0 +1,123 @@
+"""The ``publish`` decorator: saving a model also writes its outbox rows, in the same transaction.
+
+The decorator returns the model class itself (not a proxy). It wraps the class's own ``save`` and the
+``bulk_create`` of its managers' querysets. ``obj.save(stop=True)`` (as in 2.x) or the
+``publishing_disabled()`` context manager save without publishing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, NamedTuple, TypeVar
+
+from django.core.serializers import serialize
+from django.db import models, router, transaction
+
+CONFIGS_ATTR = "_outbox_configs"
+_disabled: contextvars.ContextVar[bool] = contextvars.ContextVar("dop_publishing_disabled", default=False)
+_in_save: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar("dop_in_save", default=frozenset())
+
+ModelT = TypeVar("ModelT", bound=type[models.Model])
+
+
+class Config(NamedTuple):
+    destination: str
+    fields: list[str] | None = None
+    serializer: str | None = None
+    version: str | None = None
+
+
+@contextlib.contextmanager
+def publishing_disabled() -> Iterator[None]:
+    """Within this block, saving or bulk-creating decorated models writes no outbox rows."""
+    token = _disabled.set(True)
+    try:
+        yield
+    finally:
+        _disabled.reset(token)
+
+
+def publish(configs: Sequence[Config]) -> Callable[[ModelT], ModelT]:
+    """Decorate a model so each save writes one ``Published`` row per ``Config``."""
+    configs = tuple(configs)
+    for config in configs:
+        if not isinstance(config, Config):
+            raise TypeError(f"publish() takes a list of Config, got {config!r}")
+
+    def wrapper(cls: ModelT) -> ModelT:
+        setattr(cls, CONFIGS_ATTR, configs)
+        if not getattr(cls.save, "_dop_wrapped", False):
+            cls.save = _wrap_save(cls.save)  # type: ignore[method-assign]
+        for manager in cls._meta.managers:
+            _wrap_manager(manager)
+        return cls
+
+    return wrapper
+
+
+def _wrap_save(original: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(original)
+    def save(self: models.Model, *args: Any, stop: bool = False, **kwargs: Any) -> None:
+        active = _in_save.get()
+        if id(self) in active:  # a decorated parent's save called through super(): publish once, outermost
+            original(self, *args, **kwargs)
+            return
+        token = _in_save.set(active | {id(self)})
+        try:
+            using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+            with transaction.atomic(using=using):
+                original(self, *args, **kwargs)
+                if not stop and not _disabled.get():
+                    write_outbox_rows([self], using=using)
+        finally:
+            _in_save.reset(token)
+
+    save._dop_wrapped = True  # type: ignore[attr-defined]
+    return save
+
+
+def _wrap_manager(manager: models.Manager[Any]) -> None:
+    queryset_class = manager._queryset_class
+    if getattr(queryset_class, "_dop_wrapped", False):
+        return
+
+    def bulk_create(self: models.QuerySet[Any], objs: Iterable[models.Model], *args: Any, **kwargs: Any) -> Any:
+        objs = list(objs)
+        with transaction.atomic(using=self.db):
+            created = super(wrapped, self).bulk_create(objs, *args, **kwargs)
+            if not _disabled.get():
+                write_outbox_rows(created, using=self.db)
+        return created
+
+    wrapped = type(queryset_class.__name__, (queryset_class,), {"bulk_create": bulk_create, "_dop_wrapped": True})
+    manager._queryset_class = wrapped
+
+
+def write_outbox_rows(objs: Sequence[models.Model], *, using: str | None = None) -> None:
+    """Insert the outbox rows of decorated model instances in one bulk INSERT."""
+    from django_outbox_pattern.models import Published
+
+    rows = [
+        Published(destination=config.destination, version=config.version, body=build_body(obj, config))
+        for obj in objs
+        for config in getattr(type(obj), CONFIGS_ATTR, ())
+    ]
+    if rows:
+        Published.objects.using(using).bulk_create(rows)
+
+
+def build_body(obj: models.Model, config: Config) -> Any:
+    """The message body: the serializer method's result, else ``{"id": pk, **fields}`` as Django's JSON."""
+    if config.serializer is not None:
+        method = getattr(obj, config.serializer, None)
+        if not callable(method):
+            raise AttributeError(
+                f"{type(obj).__name__} has no method {config.serializer!r} named as serializer in @publish"
+            )
+        return method()
+    data = json.loads(serialize("json", [obj], fields=config.fields))[0]
+    return {"id": data["pk"], **data["fields"]}

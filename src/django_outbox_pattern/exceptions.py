@@ -1,0 +1,60 @@
+"""The project's own exceptions: one root, messages that say what to do."""
+
+from __future__ import annotations
+
+
+class OutboxError(Exception):
+    """Something went wrong in django-outbox-pattern."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ConfigurationError(OutboxError):
+    """The DJANGO_OUTBOX_PATTERN settings are invalid: run `python manage.py check` or `outboxctl check`."""
+
+
+class StorageError(OutboxError):
+    """The database could not be reached: is it running, and are the migrations applied?"""
+
+
+class TransportError(OutboxError):
+    """The broker refused or failed an operation."""
+
+
+class TransportConnectionError(TransportError):
+    """The broker connection is not usable."""
+
+
+class ConnectionFailed(TransportConnectionError):
+    """Could not connect to the broker: is RabbitMQ running with the rabbitmq_stomp plugin enabled?
+    Run `outboxctl check`."""
+
+
+class ConnectionClosed(TransportConnectionError):
+    """The broker connection was closed while in use; it will be re-opened."""
+
+
+class PublishNotConfirmed(TransportError):
+    """The broker did not confirm a message (no RECEIPT in time): it may not have been stored."""
+
+
+class BrokerRejected(TransportError):
+    """The broker answered with an ERROR frame."""
+
+
+class MessageDecodeError(OutboxError):
+    """A message could not be decoded."""
+
+
+class CallbackImportError(OutboxError):
+    """The callback could not be imported: give a dotted path such as `myapp.callbacks.handle`."""
+
+
+class InvalidDestination(OutboxError):
+    """Not a STOMP destination RabbitMQ accepts: use /queue/<name>, /topic/<key>, /exchange/<name>[/<key>],
+    /amq/queue/<name> or /temp-queue/<name>."""
+
+
+class ExceededSendAttemptsException(OutboxError):
+    """The message could not be sent within DEFAULT_MAXIMUM_RETRY_ATTEMPTS attempts."""

@@ -1,0 +1,52 @@
+"""Message headers stored with every outbox row and sent with it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.utils import timezone
+
+ID_HEADER = "dop-msg-id"
+DESTINATION_HEADER = "dop-msg-destination"
+TYPE_HEADER = "dop-msg-type"
+SENT_TIME_HEADER = "dop-msg-sent-time"
+CORRELATION_HEADER = "dop-correlation-id"
+# Generated headers a row's custom headers can never override (the correlation id can be overridden).
+PROTECTED_HEADERS = frozenset({ID_HEADER, DESTINATION_HEADER, TYPE_HEADER, SENT_TIME_HEADER})
+
+
+def generate_headers(message: Any) -> dict[str, str]:
+    """The default DEFAULT_GENERATE_HEADERS: identity, destination, type, time and correlation id."""
+    msg_id = str(message.id)
+    return {
+        ID_HEADER: msg_id,
+        DESTINATION_HEADER: message.destination,
+        TYPE_HEADER: message.__class__.__name__,
+        SENT_TIME_HEADER: timezone.now().isoformat(),
+        CORRELATION_HEADER: msg_id,
+    }
+
+
+def get_message_headers(message: Any) -> dict[str, Any]:
+    """Generated headers merged with the row's own: custom ones are kept, generated ids win."""
+    from django_outbox_pattern import conf
+
+    generate = conf.import_object(conf.get_settings().DEFAULT_GENERATE_HEADERS)
+    generated = {str(k): _as_text(v) for k, v in (generate(message) or {}).items()}
+    custom = {str(k): _as_text(v) for k, v in (message.headers or {}).items()}
+    merged = {**generated, **{k: v for k, v in custom.items() if k not in PROTECTED_HEADERS}}
+    for key in PROTECTED_HEADERS & generated.keys():
+        merged[key] = generated[key]
+    return merged
+
+
+def _as_text(value: Any) -> Any:
+    """Scalars become text; anything else is kept so the relay can dead-letter it with a reason."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    if isinstance(value, (int, float, uuid.UUID)):
+        return str(value)
+    return value

@@ -1,0 +1,215 @@
+"""A real in-memory broker and transport, for unit tests of the engine and for users' own tests.
+
+``MemoryBroker`` keeps queues per destination, delivers to subscriptions honouring ``prefetch-count``,
+tracks unacked messages, requeues on NACK with ``requeue:true`` and dead-letters to
+``x-dead-letter-routing-key`` otherwise. ``MemoryTransport`` implements ``transport.Transport`` over it.
+Faults can be switched on: ``broker.down`` refuses connects, ``broker.withhold_receipts`` keeps RECEIPTs
+back, ``broker.reject_destinations`` answers a SEND with an ERROR and closes the connection (as RabbitMQ).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+import threading
+from collections.abc import Collection
+
+from django_outbox_pattern import exceptions, transport
+
+
+@dataclasses.dataclass
+class _Subscription:
+    transport: MemoryTransport
+    sub_id: str
+    destination: str
+    headers: dict[str, str]
+    ack: str
+    unacked: dict[str, transport.Message] = dataclasses.field(default_factory=dict)
+
+    @property
+    def prefetch(self) -> int:
+        try:
+            return int(self.headers.get("prefetch-count", "0"))
+        except ValueError:
+            return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class SentMessage:
+    destination: str
+    body: str
+    headers: dict[str, str]
+
+
+class MemoryBroker:
+    """The state of an in-memory broker, shared by any number of ``MemoryTransport`` connections."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.queues: dict[str, collections.deque[transport.Message]] = collections.defaultdict(collections.deque)
+        self.sent: list[SentMessage] = []
+        self.subscriptions: list[_Subscription] = []
+        self.dead_letter_keys: dict[str, str] = {}
+        self.down = False
+        self.withhold_receipts = False
+        self.reject_destinations: dict[str, str] = {}
+        self._ids = itertools.count(1)
+
+    def messages(self, destination: str) -> list[transport.Message]:
+        """Messages waiting (not delivered) on a destination."""
+        with self.lock:
+            return list(self.queues[destination])
+
+    def publish(self, destination: str, body: str, headers: dict[str, str], *, redelivered: bool = False) -> None:
+        with self.lock:
+            n = next(self._ids)
+            full = {**headers, "destination": destination, "message-id": f"mem-{n}", "ack": f"mem-{n}"}
+            if redelivered:
+                full["redelivered"] = "true"
+            self.queues[destination].append(transport.Message(headers=full, body=body.encode("utf-8")))
+            self.dispatch()
+
+    def dispatch(self) -> None:
+        """Deliver waiting messages to subscriptions with room under their prefetch."""
+        deliveries: list[tuple[_Subscription, transport.Message]] = []
+        with self.lock:
+            for sub in list(self.subscriptions):
+                queue = self.queues[sub.destination]
+                while queue and (sub.prefetch <= 0 or len(sub.unacked) < sub.prefetch):
+                    message = queue.popleft()
+                    headers = {**message.headers, "subscription": sub.sub_id}
+                    message = transport.Message(headers=headers, body=message.body)
+                    if sub.ack != "auto":
+                        sub.unacked[message.ack_id] = message
+                    deliveries.append((sub, message))
+        for sub, message in deliveries:
+            handler = sub.transport.handler
+            if handler is not None:
+                handler(message)
+
+    def settle(self, sub_id: str, ack_id: str, *, ack: bool, requeue: bool) -> None:
+        with self.lock:
+            sub = next((s for s in self.subscriptions if s.sub_id == sub_id), None)
+            if sub is None or ack_id not in sub.unacked:
+                raise exceptions.BrokerRejected(f"Unknown delivery {ack_id!r} on subscription {sub_id!r}.")
+            message = sub.unacked.pop(ack_id)
+            if not ack:
+                headers = {k: v for k, v in message.headers.items() if k not in ("message-id", "ack", "subscription")}
+                if requeue:
+                    self.queues[sub.destination].appendleft(
+                        transport.Message(headers={**message.headers, "redelivered": "true"}, body=message.body)
+                    )
+                else:
+                    dlq = sub.headers.get("x-dead-letter-routing-key")
+                    if dlq:
+                        self.publish(f"/queue/{dlq}", message.body.decode("utf-8", "replace"), headers)
+            self.dispatch()
+
+    def drop_subscriptions_of(self, conn: MemoryTransport) -> None:
+        """A closed connection's unacked messages go back to their queues, as on a real broker."""
+        with self.lock:
+            for sub in [s for s in self.subscriptions if s.transport is conn]:
+                self.subscriptions.remove(sub)
+                for message in reversed(list(sub.unacked.values())):
+                    headers = {**message.headers, "redelivered": "true"}
+                    self.queues[sub.destination].appendleft(transport.Message(headers=headers, body=message.body))
+            self.dispatch()
+
+
+class MemoryTransport:
+    """``transport.Transport`` over a ``MemoryBroker``."""
+
+    def __init__(self, broker: MemoryBroker | None = None) -> None:
+        self.broker = broker or MemoryBroker()
+        self.handler: transport.MessageHandler | None = None
+        self._connected = False
+        self._receipts: set[str] = set()
+        self._cond = threading.Condition()
+        self.last_error: str | None = None
+        self.connects = 0
+
+    @property
+    def sent(self) -> list[SentMessage]:
+        return self.broker.sent
+
+    def connect(self) -> None:
+        if self.broker.down:
+            raise exceptions.ConnectionFailed("Could not connect to the in-memory broker (it is down).")
+        self._connected = True
+        self.last_error = None
+        self.connects += 1
+
+    def disconnect(self) -> None:
+        if self._connected:
+            self._connected = False
+            self.broker.drop_subscriptions_of(self)
+        with self._cond:
+            self._cond.notify_all()
+
+    def close_abruptly(self, error: str = "connection reset") -> None:
+        """Simulate the broker dropping this connection."""
+        self.last_error = error
+        self.disconnect()
+
+    def is_connected(self) -> bool:
+        return self._connected and not self.broker.down
+
+    def _require(self) -> None:
+        if not self.is_connected():
+            raise exceptions.ConnectionClosed("Not connected to the in-memory broker.")
+
+    def send(self, destination: str, body: str, headers: transport.Headers, *, receipt: str | None = None) -> None:
+        self._require()
+        reason = self.broker.reject_destinations.get(destination)
+        if reason is not None:
+            self.close_abruptly(reason)
+            return
+        with self.broker.lock:
+            self.broker.sent.append(SentMessage(destination, body, dict(headers)))
+        self.broker.publish(destination, body, dict(headers))
+        if receipt is not None and not self.broker.withhold_receipts:
+            with self._cond:
+                self._receipts.add(receipt)
+                self._cond.notify_all()
+
+    def wait_for_receipts(self, receipts: Collection[str], timeout: float) -> set[str]:
+        wanted = set(receipts)
+        with self._cond:
+            self._cond.wait_for(lambda: wanted <= self._receipts or not self._connected, timeout)
+            got = wanted & self._receipts
+            self._receipts -= got
+        return got
+
+    def subscribe(self, destination: str, subscription_id: str, headers: transport.Headers, *, ack: str) -> None:
+        self._require()
+        with self.broker.lock:
+            if destination.startswith("/queue/") and "x-dead-letter-routing-key" in headers:
+                self.broker.dead_letter_keys[destination] = headers["x-dead-letter-routing-key"]
+            self.broker.subscriptions.append(_Subscription(self, subscription_id, destination, dict(headers), ack))
+        self.broker.dispatch()
+
+    def unsubscribe(self, subscription_id: str) -> None:
+        self._require()
+        with self.broker.lock:
+            self.broker.subscriptions = [
+                s for s in self.broker.subscriptions if not (s.transport is self and s.sub_id == subscription_id)
+            ]
+
+    def ack(self, ack_id: str, subscription_id: str) -> None:
+        self._require()
+        self.broker.settle(subscription_id, ack_id, ack=True, requeue=False)
+
+    def nack(self, ack_id: str, subscription_id: str, *, requeue: bool = False) -> None:
+        self._require()
+        self.broker.settle(subscription_id, ack_id, ack=False, requeue=requeue)
+
+    def set_message_handler(self, handler: transport.MessageHandler | None) -> None:
+        self.handler = handler
+
+
+def _check_protocol(t: MemoryTransport) -> transport.Transport:
+    return t  # mypy proves MemoryTransport satisfies the Transport protocol
+
+
+__all__: list[str] = ["MemoryBroker", "MemoryTransport", "SentMessage"]

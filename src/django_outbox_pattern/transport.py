@@ -1,0 +1,329 @@
+"""The broker boundary: the ``Transport`` protocol and ``StompTransport``, the only module importing stomp.
+
+Facts this is built on (RabbitMQ 3.10 STOMP): a RECEIPT for a SEND arrives only after the publisher
+confirm; an ERROR frame closes the connection; listeners run on stomp.py's single receiver thread, so
+they only record what happened and hand messages off. Nothing here reconnects: the relay's and the
+consumer's supervisors own reconnecting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection, Iterator, Mapping
+from typing import Any, Protocol
+
+from django_outbox_pattern import conf, exceptions
+
+logger = logging.getLogger(__name__)
+
+Headers = Mapping[str, str]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Message:
+    """A MESSAGE frame as received: headers and the raw body bytes."""
+
+    headers: dict[str, str]
+    body: bytes
+
+    @classmethod
+    def from_frame(cls, frame: Any) -> Message:
+        body = frame.body
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        return cls(headers=dict(frame.headers), body=body or b"")
+
+    @property
+    def ack_id(self) -> str:
+        """The id STOMP 1.2 acks by (``ack`` header), else the ``message-id``."""
+        return self.headers.get("ack") or self.headers.get("message-id", "")
+
+
+MessageHandler = Callable[[Message], None]
+
+
+class Transport(Protocol):
+    """What the relay, the producer and the consumer need from a broker connection."""
+
+    def connect(self) -> None: ...
+
+    def disconnect(self) -> None: ...
+
+    def is_connected(self) -> bool: ...
+
+    def send(self, destination: str, body: str, headers: Headers, *, receipt: str | None = None) -> None: ...
+
+    def wait_for_receipts(self, receipts: Collection[str], timeout: float) -> set[str]: ...
+
+    def subscribe(self, destination: str, subscription_id: str, headers: Headers, *, ack: str) -> None: ...
+
+    def unsubscribe(self, subscription_id: str) -> None: ...
+
+    def ack(self, ack_id: str, subscription_id: str) -> None: ...
+
+    def nack(self, ack_id: str, subscription_id: str, *, requeue: bool = False) -> None: ...
+
+    def set_message_handler(self, handler: MessageHandler | None) -> None: ...
+
+
+def new_receipt_id() -> str:
+    return uuid.uuid4().hex
+
+
+class _Tracker:
+    """State shared between the receiver thread (writes) and the caller's thread (waits)."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.receipts: set[str] = set()
+        self.connected = False
+        self.closed = False
+        self.error: str | None = None
+        self.error_receipt: str | None = None
+        self.handler: MessageHandler | None = None
+        self.server: str = ""
+        self.heartbeat: str = ""
+
+    def reset(self) -> None:
+        with self.cond:
+            self.receipts.clear()
+            self.connected = self.closed = False
+            self.error = self.error_receipt = None
+
+    def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not predicate():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self.cond.wait(remaining)
+            return True
+
+
+class _Listener:
+    """stomp.py listener: records frames on the tracker, never blocks, never reconnects."""
+
+    def __init__(self, tracker: _Tracker) -> None:
+        self._t = tracker
+
+    def on_connected(self, frame: Any) -> None:
+        with self._t.cond:
+            self._t.connected = True
+            self._t.server = frame.headers.get("server", "")
+            self._t.heartbeat = frame.headers.get("heart-beat", "")
+            self._t.cond.notify_all()
+
+    def on_receipt(self, frame: Any) -> None:
+        with self._t.cond:
+            self._t.receipts.add(frame.headers.get("receipt-id", ""))
+            self._t.cond.notify_all()
+
+    def on_error(self, frame: Any) -> None:
+        message = frame.headers.get("message", "") or "ERROR frame"
+        body = frame.body or b""
+        detail = (body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)).strip()
+        detail = " ".join(detail.split())[:300]
+        with self._t.cond:
+            self._t.error = f"{message}: {detail}" if detail else message
+            self._t.error_receipt = frame.headers.get("receipt-id")
+            self._t.cond.notify_all()
+        logger.warning("Broker sent ERROR: %s", self._t.error, extra={"action": "broker_error_received"})
+
+    def on_disconnected(self) -> None:
+        with self._t.cond:
+            self._t.connected = False
+            self._t.closed = True
+            self._t.cond.notify_all()
+        logger.info("Broker connection closed", extra={"action": "broker_disconnected"})
+
+    def on_heartbeat_timeout(self) -> None:
+        logger.warning("Broker heartbeat timed out", extra={"action": "broker_heartbeat_timed_out"})
+
+    def on_message(self, frame: Any) -> None:
+        handler = self._t.handler
+        if handler is not None:
+            handler(Message.from_frame(frame))
+
+
+@contextlib.contextmanager
+def wrap_errors(what: str) -> Iterator[None]:
+    """Translate stomp.py and socket errors into the project's own exceptions."""
+    import stomp.exception
+
+    try:
+        yield
+    except exceptions.OutboxError:
+        raise
+    except stomp.exception.NotConnectedException as exc:
+        raise exceptions.ConnectionClosed(f"Broker connection lost while trying to {what}.") from exc
+    except stomp.exception.ConnectFailedException as exc:
+        raise exceptions.ConnectionFailed() from exc
+    except (stomp.exception.StompException, OSError) as exc:
+        raise exceptions.ConnectionClosed(f"Broker connection failed while trying to {what}: {exc}") from exc
+
+
+class StompTransport:
+    """A STOMP 1.2 connection to RabbitMQ built from ``OutboxSettings``."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, settings: conf.OutboxSettings, *, hosts: Collection[tuple[str, int]] | None = None) -> None:
+        self._settings = settings
+        self._hosts = list(hosts or settings.DEFAULT_STOMP_HOST_AND_PORTS)
+        self._tracker = _Tracker()
+        self._conn: Any = None
+        self.name = f"stomp-{next(self._ids)}"
+
+    def __repr__(self) -> str:  # never shows the passcode
+        return f"<StompTransport {self._settings.DEFAULT_STOMP_USERNAME}@{self._hosts} vhost={self._settings.DEFAULT_STOMP_VHOST!r}>"
+
+    @property
+    def server(self) -> str:
+        return self._tracker.server
+
+    @property
+    def negotiated_heartbeat(self) -> str:
+        return self._tracker.heartbeat
+
+    def _build(self) -> Any:
+        s = self._settings
+        connection_class = conf.import_object(s.DEFAULT_CONNECTION_CLASS)
+        conn = connection_class(
+            host_and_ports=self._hosts,
+            heartbeats=tuple(s.DEFAULT_STOMP_HEARTBEATS),
+            vhost=s.DEFAULT_STOMP_VHOST,
+            reconnect_attempts_max=1,
+            try_loopback_connect=False,
+            timeout=s.DEFAULT_CONNECT_TIMEOUT,
+            keepalive=True,
+            auto_decode=False,
+        )
+        if s.DEFAULT_STOMP_USE_SSL:
+            validator = conf.import_object(s.DEFAULT_STOMP_CERT_VALIDATOR) if s.DEFAULT_STOMP_CERT_VALIDATOR else None
+            conn.set_ssl(
+                for_hosts=self._hosts,
+                key_file=s.DEFAULT_STOMP_KEY_FILE,
+                cert_file=s.DEFAULT_STOMP_CERT_FILE,
+                ca_certs=s.DEFAULT_STOMP_CA_CERTS,
+                cert_validator=validator,
+                ssl_version=s.ssl_version,
+                password=s.DEFAULT_STOMP_SSL_PASSWORD,
+            )
+        conn.set_listener(self.name, _Listener(self._tracker))
+        return conn
+
+    def connect(self) -> None:
+        """Open the connection and wait for CONNECTED; raise ConnectionFailed with the reason otherwise."""
+        self.disconnect()
+        self._tracker.reset()
+        s = self._settings
+        conn = self._build()
+        try:
+            with wrap_errors("connect"):
+                conn.connect(s.DEFAULT_STOMP_USERNAME, s.DEFAULT_STOMP_PASSCODE, wait=False)
+        except exceptions.OutboxError as exc:
+            self._close_quietly(conn)
+            hosts = ", ".join(f"{h}:{p}" for h, p in self._hosts)
+            cause = str(exc.__cause__ or "").strip()
+            raise exceptions.ConnectionFailed(
+                f"Could not connect to the broker at {hosts}: is RabbitMQ running with the rabbitmq_stomp plugin "
+                f"enabled? Run `outboxctl check`." + (f" ({cause})" if cause else "")
+            ) from exc
+        t = self._tracker
+        ok = t.wait(lambda: t.connected or t.closed or t.error is not None, s.DEFAULT_CONNECT_TIMEOUT)
+        if not ok or not t.connected:
+            reason = t.error or ("connection closed" if t.closed else "no CONNECTED frame in time")
+            self._close_quietly(conn)
+            raise exceptions.ConnectionFailed(
+                f"The broker refused the STOMP connection ({reason}): check the username, passcode and vhost "
+                f"{s.DEFAULT_STOMP_VHOST!r}."
+            )
+        self._conn = conn
+        logger.debug("Connected to %s", self._tracker.server, extra={"action": "broker_connected"})
+
+    def _close_quietly(self, conn: Any) -> None:
+        with contextlib.suppress(Exception):
+            conn.transport.stop_running = True
+            conn.transport.running = False
+            conn.transport.disconnect_socket()
+
+    def disconnect(self) -> None:
+        """Close the connection (with a DISCONNECT receipt when it is still up); never raises."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if conn.is_connected():
+                receipt = new_receipt_id()
+                conn.disconnect(receipt=receipt)
+                return
+        except Exception:  # noqa: BLE001 - closing must never fail the caller
+            logger.debug("Error while disconnecting", exc_info=True)
+        self._close_quietly(conn)
+
+    def is_connected(self) -> bool:
+        t = self._tracker
+        return self._conn is not None and t.connected and not t.closed and self._conn.is_connected()
+
+    def _require(self) -> Any:
+        if self._conn is None or self._tracker.closed:
+            reason = f": {self._tracker.error}" if self._tracker.error else ""
+            raise exceptions.ConnectionClosed(f"Not connected to the broker{reason}.")
+        return self._conn
+
+    def send(self, destination: str, body: str, headers: Headers, *, receipt: str | None = None) -> None:
+        conn = self._require()
+        with wrap_errors("send"):
+            if receipt is None:
+                conn.send(destination=destination, body=body, headers=dict(headers))
+            else:
+                conn.send(destination=destination, body=body, headers=dict(headers), receipt=receipt)
+
+    def wait_for_receipts(self, receipts: Collection[str], timeout: float) -> set[str]:
+        """Wait until every receipt arrived, the connection closed, or the timeout; return those that came."""
+        wanted = set(receipts)
+        t = self._tracker
+        t.wait(lambda: wanted <= t.receipts or t.closed or t.error is not None, timeout)
+        with t.cond:
+            got = wanted & t.receipts
+            t.receipts -= got
+        return got
+
+    @property
+    def last_error(self) -> str | None:
+        return self._tracker.error
+
+    def subscribe(self, destination: str, subscription_id: str, headers: Headers, *, ack: str) -> None:
+        conn = self._require()
+        with wrap_errors("subscribe"):
+            conn.subscribe(destination=destination, id=subscription_id, ack=ack, headers=dict(headers))
+
+    def unsubscribe(self, subscription_id: str) -> None:
+        conn = self._require()
+        with wrap_errors("unsubscribe"):
+            conn.unsubscribe(id=subscription_id)
+
+    def ack(self, ack_id: str, subscription_id: str) -> None:
+        conn = self._require()
+        with wrap_errors("ack"):
+            conn.ack(ack_id)  # STOMP 1.2 acks by the message's `ack` id alone
+
+    def nack(self, ack_id: str, subscription_id: str, *, requeue: bool = False) -> None:
+        conn = self._require()
+        with wrap_errors("nack"):
+            conn.nack(ack_id, requeue="true" if requeue else "false")
+
+    def set_message_handler(self, handler: MessageHandler | None) -> None:
+        self._tracker.handler = handler
+
+
+def build_transport(settings: conf.OutboxSettings | None = None) -> StompTransport:
+    """A ``StompTransport`` from the given settings (default: the Django settings)."""
+    return StompTransport(settings or conf.get_settings())

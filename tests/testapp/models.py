@@ -1,0 +1,82 @@
+"""Models shaped like the spec README's examples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+from django_outbox_pattern.decorators import Config, publish
+
+
+@publish([Config(destination="/topic/my_route_key")])
+class MyModel(models.Model):
+    field_one = models.CharField(max_length=100)
+    field_two = models.CharField(max_length=100)
+
+
+@publish([Config(destination="/topic/my_route_key", version="v1")])
+class VersionedModel(models.Model):
+    field_one = models.CharField(max_length=100)
+    field_two = models.CharField(max_length=100)
+
+
+@publish([Config(destination="/topic/my_route_key", fields=["field_one"])])
+class FieldsModel(models.Model):
+    field_one = models.CharField(max_length=100)
+    field_two = models.CharField(max_length=100)
+
+
+@publish([Config(destination="/topic/my_route_key", serializer="my_serializer")])
+class SerializerModel(models.Model):
+    field_one = models.CharField(max_length=100)
+    field_two = models.CharField(max_length=100)
+
+    def my_serializer(self) -> dict[str, Any]:
+        return {"id": self.id, "one": self.field_one, "two": self.field_two}
+
+
+@publish(
+    [
+        Config(destination="/topic/my_route_key_1", serializer="my_serializer_1"),
+        Config(destination="/topic/my_route_key_2", serializer="my_serializer_2"),
+    ]
+)
+class MultiModel(models.Model):
+    field_one = models.CharField(max_length=100)
+    field_two = models.CharField(max_length=100)
+
+    def my_serializer_1(self) -> dict[str, Any]:
+        return {"id": self.id, "one": self.field_one}
+
+    def my_serializer_2(self) -> dict[str, Any]:
+        return {"id": self.id, "two": self.field_two}
+
+
+@publish([Config(destination="/topic/custom_save")])
+class CustomSaveModel(models.Model):
+    name = models.CharField(max_length=100)
+    saves = models.IntegerField(default=0)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.saves += 1
+        self.name = self.name.upper()
+        super().save(*args, **kwargs)
+
+
+class ChildOfMyModel(MyModel):
+    extra = models.CharField(max_length=20, default="")
+
+
+class PlainModel(models.Model):
+    """Undecorated twin of MyModel (for the write-overhead benchmark)."""
+
+    field_one = models.CharField(max_length=100)
+    field_two = models.CharField(max_length=100)
+
+
+class Order(models.Model):
+    """Business table written by test callbacks (one row per processed message)."""
+
+    msg_id = models.CharField(max_length=100, unique=True)
+    payload = models.JSONField(default=dict)
