@@ -14,8 +14,9 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, TypeVar
 
-from django.core.serializers import serialize
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, router, transaction
+from django.utils.encoding import is_protected_type
 
 CONFIGS_ATTR = "_outbox_configs"
 _disabled: contextvars.ContextVar[bool] = contextvars.ContextVar("dop_publishing_disabled", default=False)
@@ -119,5 +120,26 @@ def build_body(obj: models.Model, config: Config) -> Any:
                 f"{type(obj).__name__} has no method {config.serializer!r} named as serializer in @publish"
             )
         return method()
-    data = json.loads(serialize("json", [obj], fields=config.fields))[0]
-    return {"id": data["pk"], **data["fields"]}
+    return _default_body(obj, config.fields)
+
+
+def _default_body(obj: models.Model, fields: Sequence[str] | None) -> Any:
+    """What Django's JSON serializer gives (``{"id": pk, **fields}``), inherited fields included."""
+    meta = obj._meta
+    wanted = set(fields) if fields is not None else None
+    body: dict[str, Any] = {"id": _plain_value(obj, meta.pk)}
+    for field in meta.concrete_fields:
+        if field.primary_key or (field.remote_field is not None and field.remote_field.parent_link):
+            continue
+        if wanted is not None and field.name not in wanted and field.attname not in wanted:
+            continue
+        body[field.name] = getattr(obj, field.attname) if field.remote_field else _plain_value(obj, field)
+    for m2m in meta.many_to_many:
+        if wanted is None or m2m.name in wanted:
+            body[m2m.name] = list(getattr(obj, m2m.name).values_list("pk", flat=True)) if obj.pk else []
+    return json.loads(json.dumps(body, cls=DjangoJSONEncoder))
+
+
+def _plain_value(obj: models.Model, field: Any) -> Any:
+    value = field.value_from_object(obj)
+    return value if is_protected_type(value) else field.value_to_string(obj)
