@@ -239,11 +239,16 @@ class StompTransport:
         t = self._tracker
         ok = t.wait(lambda: t.connected or t.closed or t.error is not None, s.DEFAULT_CONNECT_TIMEOUT)
         if not ok or not t.connected:
-            reason = t.error or ("connection closed" if t.closed else "no CONNECTED frame in time")
             self._close_quietly(conn)
+            if t.error is not None:
+                raise exceptions.ConnectionFailed(
+                    f"The broker refused the STOMP connection ({t.error}): check the username, passcode and "
+                    f"vhost {s.DEFAULT_STOMP_VHOST!r}."
+                )
+            reason = "it closed the connection" if t.closed else f"no CONNECTED within {s.DEFAULT_CONNECT_TIMEOUT}s"
             raise exceptions.ConnectionFailed(
-                f"The broker refused the STOMP connection ({reason}): check the username, passcode and vhost "
-                f"{s.DEFAULT_STOMP_VHOST!r}."
+                f"The broker did not accept the STOMP connection ({reason}): is this the STOMP port, and does "
+                "DEFAULT_STOMP_USE_SSL match the listener? Run `outboxctl check`."
             )
         self._conn = conn
         logger.debug("Connected to %s", self._tracker.server, extra={"action": "broker_connected"})
