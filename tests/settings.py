@@ -13,6 +13,7 @@ if DB == "postgres":
             "ENGINE": "django.db.backends.postgresql",
             "NAME": DB_NAME,
             "USER": os.environ.get("OUTBOX_PG_USER", "postgres"),
+            "PASSWORD": os.environ.get("OUTBOX_PG_PASSWORD", ""),
             "HOST": os.environ.get("OUTBOX_PG_HOST", "127.0.0.1"),
             "PORT": os.environ.get("OUTBOX_PG_PORT", "5432"),
             "TEST": {"NAME": f"test_{DB_NAME}"},

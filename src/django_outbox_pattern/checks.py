@@ -34,48 +34,75 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     if errors:
         return errors
     current = conf.OutboxSettings.from_mapping(mapping)
-    for key in ("DEFAULT_CONNECTION_CLASS", "DEFAULT_GENERATE_HEADERS", "DEFAULT_PUBLISHED_CLASS",
-                "DEFAULT_RECEIVED_CLASS", "DEFAULT_STOMP_CERT_VALIDATOR"):
+    for key in (
+        "DEFAULT_CONNECTION_CLASS",
+        "DEFAULT_GENERATE_HEADERS",
+        "DEFAULT_PUBLISHED_CLASS",
+        "DEFAULT_RECEIVED_CLASS",
+        "DEFAULT_STOMP_CERT_VALIDATOR",
+    ):
         value = getattr(current, key)
         if value is None:
             continue
         try:
             conf.import_object(value)
-        except Exception as exc:  # noqa: BLE001 - any import failure is reported, not raised
-            errors.append(checks.Error(
-                f"{conf.SETTINGS_NAME}[{key!r}] = {value!r} cannot be imported: {exc}",
-                hint="Give a dotted path to an importable object.", id=f"{TAG}.E002",
-            ))
+        except Exception as exc:
+            errors.append(
+                checks.Error(
+                    f"{conf.SETTINGS_NAME}[{key!r}] = {value!r} cannot be imported: {exc}",
+                    hint="Give a dotted path to an importable object.",
+                    id=f"{TAG}.E002",
+                )
+            )
     return errors
 
 
 def check_publish_configs(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
     for model in apps.get_models():
-        for config in model.__dict__.get(decorators.CONFIGS_ATTR, ()):
-            if config.serializer is not None and not callable(getattr(model, config.serializer, None)):
-                errors.append(checks.Error(
-                    f"@publish on {model.__name__}: serializer {config.serializer!r} is not a method of the model.",
-                    hint=f"Define {model.__name__}.{config.serializer}(self) returning the body, or drop serializer=.",
-                    obj=model, id=f"{TAG}.E003",
-                ))
-            names = {f.name for f in model._meta.get_fields()} | {f.attname for f in model._meta.concrete_fields}
-            for field in config.fields or ():
-                if field not in names:
-                    errors.append(checks.Error(
-                        f"@publish on {model.__name__}: field {field!r} does not exist.",
-                        hint=f"Fields of {model.__name__}: {', '.join(sorted(names))}.",
-                        obj=model, id=f"{TAG}.E004",
-                    ))
+        errors.extend(check_model_configs(model))
     return errors
 
 
-def check_database(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+def check_model_configs(model: Any) -> list[checks.CheckMessage]:
+    """E003/E004 for one model's @publish configs."""
+    errors: list[checks.CheckMessage] = []
+    for config in model.__dict__.get(decorators.CONFIGS_ATTR, ()):
+        if config.serializer is not None and not callable(getattr(model, config.serializer, None)):
+            errors.append(
+                checks.Error(
+                    f"@publish on {model.__name__}: serializer {config.serializer!r} is not a method "
+                    "of the model.",
+                    hint=f"Define {model.__name__}.{config.serializer}(self) returning the body, "
+                    "or drop serializer=.",
+                    obj=model,
+                    id=f"{TAG}.E003",
+                )
+            )
+        names = {f.name for f in model._meta.get_fields()} | {f.attname for f in model._meta.concrete_fields}
+        for field in config.fields or ():
+            if field not in names:
+                errors.append(
+                    checks.Error(
+                        f"@publish on {model.__name__}: field {field!r} does not exist.",
+                        hint=f"Fields of {model.__name__}: {', '.join(sorted(names))}.",
+                        obj=model,
+                        id=f"{TAG}.E004",
+                    )
+                )
+    return errors
+
+
+def check_database(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
     if "default" not in connections or connections["default"].vendor != "sqlite":
         return []
-    return [checks.Warning(
-        "The outbox is on SQLite: relays cannot lock rows between processes.",
-        hint="Run one relay per SQLite database (a second one is serialised by leases, not parallel); "
-        "use PostgreSQL or MariaDB/MySQL for several relays.",
-        id=f"{TAG}.W001",
-    )]
+    return [
+        checks.Warning(
+            "The outbox is on SQLite: relays cannot lock rows between processes.",
+            hint="Run one relay per SQLite database (a second one is serialised by leases, not parallel); "
+            "use PostgreSQL or MariaDB/MySQL for several relays.",
+            id=f"{TAG}.W001",
+        )
+    ]

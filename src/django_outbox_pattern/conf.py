@@ -38,7 +38,9 @@ class OutboxSettings:
     DEFAULT_WAIT_RETRY: float = 60
     DEFAULT_PRODUCER_LISTENER_CLASS: str = "django_outbox_pattern.listeners.ProducerListener"
     DEFAULT_STOMP_HOST_AND_PORTS: tuple[tuple[str, int], ...] = (("127.0.0.1", 61613),)
-    DEFAULT_STOMP_QUEUE_HEADERS: Mapping[str, str] = dataclasses.field(default_factory=lambda: _DEFAULT_QUEUE_HEADERS)
+    DEFAULT_STOMP_QUEUE_HEADERS: Mapping[str, str] = dataclasses.field(
+        default_factory=lambda: _DEFAULT_QUEUE_HEADERS
+    )
     DEFAULT_STOMP_HEARTBEATS: tuple[int, int] = (10000, 10000)
     DEFAULT_STOMP_VHOST: str = "/"
     DEFAULT_STOMP_USERNAME: str = "guest"
@@ -169,11 +171,13 @@ def validate(mapping: Mapping[str, Any]) -> list[Problem]:
             continue
         message = _check_value(key, value)
         if message:
-            problems.append((key, message, f"fix {SETTINGS_NAME}[{key!r}]; default is {getattr(DEFAULTS, key)!r}"))
+            problems.append(
+                (key, message, f"fix {SETTINGS_NAME}[{key!r}]; default is {getattr(DEFAULTS, key)!r}")
+            )
     return problems
 
 
-def _check_value(key: str, value: Any) -> str | None:  # noqa: PLR0911 - one branch per kind of setting
+def _check_value(key: str, value: Any) -> str | None:
     if key in _NUMBER_RANGES:
         kind, low, high = _NUMBER_RANGES[key]
         if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
@@ -201,10 +205,18 @@ def _check_value(key: str, value: Any) -> str | None:  # noqa: PLR0911 - one bra
             return f"must be a dict of header names to values, got {value!r}"
         return None
     if key in ("DEFAULT_GENERATE_HEADERS", "DEFAULT_STOMP_CERT_VALIDATOR"):
-        ok = callable(value) or (isinstance(value, str) and value) or (value is None and "VALIDATOR" in key)
+        ok = (
+            callable(value)
+            or (isinstance(value, str) and bool(value))
+            or (value is None and "VALIDATOR" in key)
+        )
         return None if ok else f"must be a dotted path or a callable, got {value!r}"
     if key == "DEFAULT_STOMP_SSL_VERSION":
-        return None if value is None or isinstance(value, int) else f"must be an ssl.PROTOCOL_* constant, got {value!r}"
+        return (
+            None
+            if value is None or isinstance(value, int)
+            else f"must be an ssl.PROTOCOL_* constant, got {value!r}"
+        )
     return None
 
 
@@ -252,7 +264,7 @@ _cached: OutboxSettings | None = None
 
 def get_settings() -> OutboxSettings:
     """The current settings, read from Django's settings on first use after any change."""
-    global _cached  # noqa: PLW0603 - the one module-level cache, cleared on setting_changed
+    global _cached
     if _cached is None:
         from django.conf import settings
 
@@ -262,7 +274,7 @@ def get_settings() -> OutboxSettings:
 
 def clear_cache(**kwargs: Any) -> None:
     """Receiver for ``setting_changed``: forget the cached settings."""
-    global _cached  # noqa: PLW0603
+    global _cached
     if kwargs.get("setting") in (None, SETTINGS_NAME):
         _cached = None
 

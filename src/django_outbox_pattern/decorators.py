@@ -82,20 +82,25 @@ def _wrap_save(original: Callable[..., None]) -> Callable[..., None]:
 
 
 def _wrap_manager(manager: models.Manager[Any]) -> None:
-    queryset_class = manager._queryset_class
+    queryset_class: type[models.QuerySet[Any]] = getattr(manager, "_queryset_class")  # noqa: B009
     if getattr(queryset_class, "_dop_wrapped", False):
         return
+    original = queryset_class.bulk_create
 
-    def bulk_create(self: models.QuerySet[Any], objs: Iterable[models.Model], *args: Any, **kwargs: Any) -> Any:
+    def bulk_create(
+        self: models.QuerySet[Any], objs: Iterable[models.Model], *args: Any, **kwargs: Any
+    ) -> Any:
         objs = list(objs)
         with transaction.atomic(using=self.db):
-            created = super(wrapped, self).bulk_create(objs, *args, **kwargs)
+            created = original(self, objs, *args, **kwargs)
             if not _disabled.get():
                 write_outbox_rows(created, using=self.db)
         return created
 
-    wrapped = type(queryset_class.__name__, (queryset_class,), {"bulk_create": bulk_create, "_dop_wrapped": True})
-    manager._queryset_class = wrapped
+    wrapped = type(
+        queryset_class.__name__, (queryset_class,), {"bulk_create": bulk_create, "_dop_wrapped": True}
+    )
+    setattr(manager, "_queryset_class", wrapped)  # noqa: B010
 
 
 def write_outbox_rows(objs: Sequence[models.Model], *, using: str | None = None) -> None:

@@ -31,7 +31,11 @@ def replay(ids: Iterable[Any]) -> int:
     for batch in _batches(list(ids)):
         with transaction.atomic():
             count += Published.objects.filter(id__in=batch, status=StatusChoice.FAILED).update(
-                status=StatusChoice.SCHEDULE, retry=0, available_at=timezone.now(), locked_by="", last_error=""
+                status=StatusChoice.SCHEDULE,
+                retry=0,
+                available_at=timezone.now(),
+                locked_by="",
+                last_error="",
             )
     return count
 

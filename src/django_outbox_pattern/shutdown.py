@@ -42,7 +42,7 @@ def on_stop(stop: Callable[[], None]) -> Iterator[None]:
             logger.warning("Second signal: exiting now", extra={"action": "shutdown_forced"})
             os._exit(INTERRUPTED_EXIT_CODE)
 
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     for sig in _SIGNALS:
         previous[sig] = signal.signal(sig, handler)
     try:

@@ -20,7 +20,7 @@ from django_outbox_pattern import exceptions, transport
 
 @dataclasses.dataclass
 class _Subscription:
-    transport: MemoryTransport
+    conn: MemoryTransport
     sub_id: str
     destination: str
     headers: dict[str, str]
@@ -47,7 +47,9 @@ class MemoryBroker:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.queues: dict[str, collections.deque[transport.Message]] = collections.defaultdict(collections.deque)
+        self.queues: dict[str, collections.deque[transport.Message]] = collections.defaultdict(
+            collections.deque
+        )
         self.sent: list[SentMessage] = []
         self.subscriptions: list[_Subscription] = []
         self.dead_letter_keys: dict[str, str] = {}
@@ -61,7 +63,9 @@ class MemoryBroker:
         with self.lock:
             return list(self.queues[destination])
 
-    def publish(self, destination: str, body: str, headers: dict[str, str], *, redelivered: bool = False) -> None:
+    def publish(
+        self, destination: str, body: str, headers: dict[str, str], *, redelivered: bool = False
+    ) -> None:
         with self.lock:
             n = next(self._ids)
             full = {**headers, "destination": destination, "message-id": f"mem-{n}", "ack": f"mem-{n}"}
@@ -84,7 +88,7 @@ class MemoryBroker:
                         sub.unacked[message.ack_id] = message
                     deliveries.append((sub, message))
         for sub, message in deliveries:
-            handler = sub.transport.handler
+            handler = sub.conn.handler
             if handler is not None:
                 handler(message)
 
@@ -95,10 +99,14 @@ class MemoryBroker:
                 raise exceptions.BrokerRejected(f"Unknown delivery {ack_id!r} on subscription {sub_id!r}.")
             message = sub.unacked.pop(ack_id)
             if not ack:
-                headers = {k: v for k, v in message.headers.items() if k not in ("message-id", "ack", "subscription")}
+                headers = {
+                    k: v for k, v in message.headers.items() if k not in ("message-id", "ack", "subscription")
+                }
                 if requeue:
                     self.queues[sub.destination].appendleft(
-                        transport.Message(headers={**message.headers, "redelivered": "true"}, body=message.body)
+                        transport.Message(
+                            headers={**message.headers, "redelivered": "true"}, body=message.body
+                        )
                     )
                 else:
                     dlq = sub.headers.get("x-dead-letter-routing-key")
@@ -109,11 +117,13 @@ class MemoryBroker:
     def drop_subscriptions_of(self, conn: MemoryTransport) -> None:
         """A closed connection's unacked messages go back to their queues, as on a real broker."""
         with self.lock:
-            for sub in [s for s in self.subscriptions if s.transport is conn]:
+            for sub in [s for s in self.subscriptions if s.conn is conn]:
                 self.subscriptions.remove(sub)
                 for message in reversed(list(sub.unacked.values())):
                     headers = {**message.headers, "redelivered": "true"}
-                    self.queues[sub.destination].appendleft(transport.Message(headers=headers, body=message.body))
+                    self.queues[sub.destination].appendleft(
+                        transport.Message(headers=headers, body=message.body)
+                    )
             self.dispatch()
 
 
@@ -159,7 +169,9 @@ class MemoryTransport:
         if not self.is_connected():
             raise exceptions.ConnectionClosed("Not connected to the in-memory broker.")
 
-    def send(self, destination: str, body: str, headers: transport.Headers, *, receipt: str | None = None) -> None:
+    def send(
+        self, destination: str, body: str, headers: transport.Headers, *, receipt: str | None = None
+    ) -> None:
         self._require()
         reason = self.broker.reject_destinations.get(destination)
         if reason is not None:
@@ -181,19 +193,23 @@ class MemoryTransport:
             self._receipts -= got
         return got
 
-    def subscribe(self, destination: str, subscription_id: str, headers: transport.Headers, *, ack: str) -> None:
+    def subscribe(
+        self, destination: str, subscription_id: str, headers: transport.Headers, *, ack: str
+    ) -> None:
         self._require()
         with self.broker.lock:
             if destination.startswith("/queue/") and "x-dead-letter-routing-key" in headers:
                 self.broker.dead_letter_keys[destination] = headers["x-dead-letter-routing-key"]
-            self.broker.subscriptions.append(_Subscription(self, subscription_id, destination, dict(headers), ack))
+            self.broker.subscriptions.append(
+                _Subscription(self, subscription_id, destination, dict(headers), ack)
+            )
         self.broker.dispatch()
 
     def unsubscribe(self, subscription_id: str) -> None:
         self._require()
         with self.broker.lock:
             self.broker.subscriptions = [
-                s for s in self.broker.subscriptions if not (s.transport is self and s.sub_id == subscription_id)
+                s for s in self.broker.subscriptions if not (s.conn is self and s.sub_id == subscription_id)
             ]
 
     def ack(self, ack_id: str, subscription_id: str) -> None:

@@ -174,7 +174,9 @@ class StompTransport:
 
     _ids = itertools.count(1)
 
-    def __init__(self, settings: conf.OutboxSettings, *, hosts: Collection[tuple[str, int]] | None = None) -> None:
+    def __init__(
+        self, settings: conf.OutboxSettings, *, hosts: Collection[tuple[str, int]] | None = None
+    ) -> None:
         self._settings = settings
         self._hosts = list(hosts or settings.DEFAULT_STOMP_HOST_AND_PORTS)
         self._tracker = _Tracker()
@@ -182,7 +184,8 @@ class StompTransport:
         self.name = f"stomp-{next(self._ids)}"
 
     def __repr__(self) -> str:  # never shows the passcode
-        return f"<StompTransport {self._settings.DEFAULT_STOMP_USERNAME}@{self._hosts} vhost={self._settings.DEFAULT_STOMP_VHOST!r}>"
+        s = self._settings
+        return f"<StompTransport {s.DEFAULT_STOMP_USERNAME}@{self._hosts} vhost={s.DEFAULT_STOMP_VHOST!r}>"
 
     @property
     def server(self) -> str:
@@ -206,7 +209,9 @@ class StompTransport:
             auto_decode=False,
         )
         if s.DEFAULT_STOMP_USE_SSL:
-            validator = conf.import_object(s.DEFAULT_STOMP_CERT_VALIDATOR) if s.DEFAULT_STOMP_CERT_VALIDATOR else None
+            validator = (
+                conf.import_object(s.DEFAULT_STOMP_CERT_VALIDATOR) if s.DEFAULT_STOMP_CERT_VALIDATOR else None
+            )
             conn.set_ssl(
                 for_hosts=self._hosts,
                 key_file=s.DEFAULT_STOMP_KEY_FILE,
@@ -233,8 +238,8 @@ class StompTransport:
             hosts = ", ".join(f"{h}:{p}" for h, p in self._hosts)
             cause = str(exc.__cause__ or "").strip()
             raise exceptions.ConnectionFailed(
-                f"Could not connect to the broker at {hosts}: is RabbitMQ running with the rabbitmq_stomp plugin "
-                f"enabled? Run `outboxctl check`." + (f" ({cause})" if cause else "")
+                f"Could not connect to the broker at {hosts}: is RabbitMQ running with the "
+                "rabbitmq_stomp plugin enabled? Run `outboxctl check`." + (f" ({cause})" if cause else "")
             ) from exc
         t = self._tracker
         ok = t.wait(lambda: t.connected or t.closed or t.error is not None, s.DEFAULT_CONNECT_TIMEOUT)
@@ -245,10 +250,14 @@ class StompTransport:
                     f"The broker refused the STOMP connection ({t.error}): check the username, passcode and "
                     f"vhost {s.DEFAULT_STOMP_VHOST!r}."
                 )
-            reason = "it closed the connection" if t.closed else f"no CONNECTED within {s.DEFAULT_CONNECT_TIMEOUT}s"
+            reason = (
+                "it closed the connection"
+                if t.closed
+                else f"no CONNECTED within {s.DEFAULT_CONNECT_TIMEOUT}s"
+            )
             raise exceptions.ConnectionFailed(
-                f"The broker did not accept the STOMP connection ({reason}): is this the STOMP port, and does "
-                "DEFAULT_STOMP_USE_SSL match the listener? Run `outboxctl check`."
+                f"The broker did not accept the STOMP connection ({reason}): is this the STOMP port, "
+                "and does DEFAULT_STOMP_USE_SSL match the listener? Run `outboxctl check`."
             )
         self._conn = conn
         logger.debug("Connected to %s", self._tracker.server, extra={"action": "broker_connected"})
@@ -269,7 +278,7 @@ class StompTransport:
                 receipt = new_receipt_id()
                 conn.disconnect(receipt=receipt)
                 return
-        except Exception:  # noqa: BLE001 - closing must never fail the caller
+        except Exception:
             logger.debug("Error while disconnecting", exc_info=True)
         self._close_quietly(conn)
 

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The whole test suite: lint and types, unit and CLI tests, integration tests on SQLite, PostgreSQL and
+# MariaDB against the real RabbitMQ, then the fault-injection suite. Starts (or installs) what it needs.
+#
+#   bash scripts/test.sh                 everything
+#   bash scripts/test.sh -k relay        extra arguments go to every pytest run
+#   OUTBOX_DBS="sqlite postgres" bash scripts/test.sh
+set -uo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/_env.sh
+. "$HERE/_env.sh"
+cd "$ROOT" || exit 1
+
+ensure_venv "dev" || exit 1
+bash "$HERE/services.sh" up || exit 1
+load_services_env
+export PYTHONDONTWRITEBYTECODE=1
+
+mkdir -p var/junit
+rm -f var/junit/*.xml
+failed=0
+stage() { # name, then the command
+  local name=$1; shift
+  printf '\n=== %s ===\n' "$name"
+  "$@"
+  local rc=$?
+  if [ $rc -eq 5 ]; then echo "($name: no tests collected)"; rc=0; fi
+  [ $rc -eq 0 ] || { echo "!!! $name failed (exit $rc)"; failed=1; }
+}
+
+stage "ruff" ruff check src tests
+stage "ruff format" ruff format --check --quiet src tests
+stage "mypy" mypy
+
+pytest_run() { # db, junit name, paths...
+  local db=$1 name=$2; shift 2
+  OUTBOX_TEST_DB=$db OUTBOX_TEST_DB_NAME="outbox_ci" python -m pytest -q -p no:randomly \
+    --junitxml="var/junit/$name.xml" "$@" ${PYTEST_ARGS:-}
+}
+
+stage "unit + cli (sqlite)" pytest_run sqlite unit tests/unit tests/cli "$@"
+for db in ${OUTBOX_DBS:-sqlite postgres mysql}; do
+  stage "integration ($db)" pytest_run "$db" "integration-$db" tests/integration "$@"
+done
+if [ -d tests/faults ]; then
+  stage "faults (postgres)" pytest_run postgres faults tests/faults "$@"
+fi
+
+if [ $failed -ne 0 ]; then echo "SOME STAGES FAILED (see !!! lines above)"; else echo "ALL STAGES PASSED"; fi
+python - <<'EOF'
+import glob, xml.etree.ElementTree as ET
+total = {"passed": 0, "failed": 0, "skipped": 0}
+print("\n=== summary ===")
+for path in sorted(glob.glob("var/junit/*.xml")):
+    root = ET.parse(path).getroot()
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    tests, fail, err, skip = (int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped"))
+    passed = tests - fail - err - skip
+    total["passed"] += passed; total["failed"] += fail + err; total["skipped"] += skip
+    print(f"{path.split('/')[-1][:-4]:>22}: {passed} passed, {fail + err} failed, {skip} skipped")
+print(f"\ntotal: {total['passed']} passed, {total['failed']} failed, {total['skipped']} skipped")
+EOF
+exit $failed

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.db import models
+from django.test import override_settings
+from django.test.utils import isolate_apps
+
+from django_outbox_pattern import checks
+from django_outbox_pattern.decorators import Config, publish
+
+
+def ids(messages: list[Any]) -> list[str]:
+    return [m.id for m in messages]
+
+
+def test_valid_settings_pass() -> None:
+    assert checks.check_settings() == []
+
+
+@override_settings(DJANGO_OUTBOX_PATTERN={"DEFAULT_STOMP_PASSCOD": "x", "DEFAULT_PUBLISHED_CHUNK_SIZE": -5})
+def test_unknown_and_invalid_keys_are_errors_with_hints() -> None:
+    errors = checks.check_settings()
+    assert ids(errors) == ["django_outbox_pattern.E001", "django_outbox_pattern.E001"]
+    assert "did you mean DEFAULT_STOMP_PASSCODE?" in errors[0].hint
+
+
+@override_settings(DJANGO_OUTBOX_PATTERN={"DEFAULT_GENERATE_HEADERS": "nowhere.headers"})
+def test_unimportable_path_is_an_error() -> None:
+    assert ids(checks.check_settings()) == ["django_outbox_pattern.E002"]
+
+
+@isolate_apps("tests.testapp")
+def test_missing_serializer_and_field_are_errors() -> None:
+    @publish(
+        [Config(destination="/topic/a", serializer="nope"), Config(destination="/topic/b", fields=["ghost"])]
+    )
+    class Broken(models.Model):
+        name = models.CharField(max_length=10)
+
+        class Meta:
+            app_label = "testapp"
+
+    found = checks.check_model_configs(Broken)
+    assert ids(found) == ["django_outbox_pattern.E003", "django_outbox_pattern.E004"]
+    assert "nope" in found[0].msg
+    assert "ghost" in found[1].msg
+
+
+def test_sqlite_relaying_warns() -> None:
+    from django.db import connection
+
+    expected = ["django_outbox_pattern.W001"] if connection.vendor == "sqlite" else []
+    assert ids(checks.check_database()) == expected
+
+
+def test_manage_py_check_fails_on_bad_settings() -> None:
+    with (
+        override_settings(DJANGO_OUTBOX_PATTERN={"DEFAULT_STOMP_USE_SSL": "maybe"}),
+        pytest.raises(SystemCheckError, match="E001"),
+    ):
+        call_command("check")
+    call_command("check")  # and passes on the good ones
