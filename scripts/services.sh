@@ -40,7 +40,13 @@ set_env() { # KEY VALUE
 }
 
 RABBITMQCTL=/usr/sbin/rabbitmqctl
-RABBIT_PID="$STATE/rabbitmq.pid"
+RABBIT_PID=/var/lib/rabbitmq/outbox-services.pid  # written by the rabbitmq user
+# The node is named after the host; where that name does not resolve (containers, chroots) the CLI tools
+# cannot reach the node, so use rabbit@localhost unless the machine chose a node name itself.
+if [ -z "${RABBITMQ_NODENAME:-}" ] && ! getent hosts "$(hostname)" >/dev/null 2>&1 \
+   && ! grep -qs '^NODENAME' /etc/rabbitmq/rabbitmq-env.conf; then
+  export RABBITMQ_NODENAME=rabbit@localhost
+fi
 
 rabbit_running() { [ -x "$RABBITMQCTL" ] && port_open 5672 && timeout 30 "$RABBITMQCTL" -q status >/dev/null 2>&1; }
 
@@ -75,23 +81,31 @@ pg_try() { # password
 
 postgres_up() {
   command -v pg_ctlcluster >/dev/null || apt_install postgresql
+  local port=5432 version
   if ! port_open 5432; then
-    local version
     version=$(ls /etc/postgresql | sort -V | tail -n 1)
-    log "starting PostgreSQL $version"
-    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
-    mark_started "postgres:$version"
-    wait_port 5432 60 || die "PostgreSQL did not start"
+    [ -n "$version" ] || die "PostgreSQL is installed but has no cluster (pg_createcluster)"
+    # The cluster's own port (5432 unless that was taken when it was created).
+    port=$(pg_lsclusters -h 2>/dev/null | awk -v v="$version" '$1==v && $2=="main" {print $3; exit}')
+    port=${port:-5432}
+    if ! port_open "$port"; then
+      log "starting PostgreSQL $version on port $port"
+      as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+      mark_started "postgres:$version"
+      wait_port "$port" 60 || die "PostgreSQL did not start (see /var/log/postgresql)"
+    fi
   fi
   local end=$((SECONDS + 30))
-  until pg_isready -q -h 127.0.0.1 -p 5432; do [ $SECONDS -lt $end ] || die "PostgreSQL not ready"; sleep 0.5; done
+  until pg_isready -q -h 127.0.0.1 -p "$port"; do [ $SECONDS -lt $end ] || die "PostgreSQL not ready"; sleep 0.5; done
+  export PGPORT=$port
   if ! pg_try "${OUTBOX_PG_PASSWORD:-postgres}"; then
     log "giving the postgres role a password for TCP logins"
-    as_root runuser -u postgres -- psql -qc "ALTER USER postgres PASSWORD 'postgres'" >/dev/null
+    as_root runuser -u postgres -- psql -p "$port" -qc "ALTER USER postgres PASSWORD 'postgres'" >/dev/null
     pg_try postgres || die "cannot log in to PostgreSQL as postgres over TCP"
   fi
   set_env OUTBOX_PG_PASSWORD "${OUTBOX_PG_PASSWORD:-postgres}"
-  log "PostgreSQL ready on 127.0.0.1:5432"
+  set_env OUTBOX_PG_PORT "$port"
+  log "PostgreSQL ready on 127.0.0.1:$port"
 }
 
 my_try() { # user password
@@ -126,16 +140,18 @@ mariadb_up() {
 down() {
   while read -r what; do
     case "$what" in
-      rabbitmq) log "stopping RabbitMQ"; timeout 60 "$RABBITMQCTL" -q stop "$RABBIT_PID" >/dev/null 2>&1 || true ;;
-      postgres:*) log "stopping PostgreSQL"; as_root pg_ctlcluster --skip-systemctl-redirect "${what#postgres:}" main stop || true ;;
-      mariadb) log "stopping MariaDB"; as_root start-stop-daemon --stop --oknodo --retry 30 --pidfile "$STATE/mariadb.pid" || true ;;
+      rabbitmq) log "stopping RabbitMQ"; timeout 60 "$RABBITMQCTL" -q stop "$RABBIT_PID" </dev/null >/dev/null 2>&1 || true ;;
+      postgres:*) log "stopping PostgreSQL"; as_root pg_ctlcluster --skip-systemctl-redirect "${what#postgres:}" main stop </dev/null || true ;;
+      mariadb) log "stopping MariaDB"; as_root start-stop-daemon --stop --oknodo --retry 30 --pidfile "$STATE/mariadb.pid" </dev/null || true ;;
     esac
   done <"$STARTED"
   : >"$STARTED"
 }
 
 status() {
-  for p in 5672:RabbitMQ 61613:STOMP 5432:PostgreSQL 3306:MariaDB; do
+  # shellcheck disable=SC1090
+  [ -f "$ENV_FILE" ] && . "$ENV_FILE"
+  for p in 5672:RabbitMQ 61613:STOMP "${OUTBOX_PG_PORT:-5432}:PostgreSQL" 3306:MariaDB; do
     if port_open "${p%%:*}"; then echo "${p#*:}: up"; else echo "${p#*:}: down"; fi
   done
   echo "started by this script: $(tr '\n' ' ' <"$STARTED")"
