@@ -237,6 +237,11 @@ class StompTransport:
             self._close_quietly(conn)
             hosts = ", ".join(f"{h}:{p}" for h, p in self._hosts)
             cause = str(exc.__cause__ or "").strip()
+            if s.DEFAULT_STOMP_USE_SSL:
+                cause = (cause + "; " if cause else "") + (
+                    "TLS is on: is this the TLS listener, and does DEFAULT_STOMP_CA_CERTS hold the CA "
+                    "that signed the broker's certificate?"
+                )
             raise exceptions.ConnectionFailed(
                 f"Could not connect to the broker at {hosts}: is RabbitMQ running with the "
                 "rabbitmq_stomp plugin enabled? Run `outboxctl check`." + (f" ({cause})" if cause else "")
