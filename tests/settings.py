@@ -84,4 +84,19 @@ DJANGO_OUTBOX_PATTERN = {
     "DEFAULT_STOMP_PASSCODE": "guest",
     "DEFAULT_STOMP_HEARTBEATS": (2000, 2000),
 }
+# Knobs for tests that run the relay or the consumer in subprocesses (fault tests shorten leases etc.).
+for _key, _env, _kind in (
+    ("DEFAULT_RELAY_LEASE", "OUTBOX_RELAY_LEASE", float),
+    ("DEFAULT_PRODUCER_WAITING_TIME", "OUTBOX_POLL_INTERVAL", float),
+    ("DEFAULT_PUBLISHED_CHUNK_SIZE", "OUTBOX_CHUNK_SIZE", int),
+    ("DEFAULT_MAXIMUM_BACKOFF", "OUTBOX_MAXIMUM_BACKOFF", float),
+    ("DEFAULT_RECEIPT_TIMEOUT", "OUTBOX_RECEIPT_TIMEOUT", float),
+):
+    if os.environ.get(_env):
+        DJANGO_OUTBOX_PATTERN[_key] = _kind(os.environ[_env])
+if os.environ.get("OUTBOX_HEARTBEAT_MS"):
+    _hb = int(os.environ["OUTBOX_HEARTBEAT_MS"])
+    DJANGO_OUTBOX_PATTERN["DEFAULT_STOMP_HEARTBEATS"] = (_hb, _hb)
+if os.environ.get("OUTBOX_DB_APP_NAME") and DB == "postgres":
+    DATABASES["default"]["OPTIONS"] = {"application_name": os.environ["OUTBOX_DB_APP_NAME"]}
 LOGGING = {"version": 1, "disable_existing_loggers": False}

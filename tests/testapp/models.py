@@ -80,3 +80,10 @@ class Order(models.Model):
 
     msg_id = models.CharField(max_length=100, unique=True)
     payload = models.JSONField(default=dict)
+
+
+class Effect(models.Model):
+    """A business effect without a unique constraint, so fault tests can count doubled effects."""
+
+    msg_id = models.CharField(max_length=100, db_index=True)
+    created = models.DateTimeField(auto_now_add=True)
