@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 DB = os.environ.get("OUTBOX_TEST_DB", "sqlite")
 DB_NAME = os.environ.get("OUTBOX_TEST_DB_NAME", "outbox")
@@ -78,7 +79,7 @@ TEMPLATES = [
 ROOT_URLCONF = "tests.urls"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 SILENCED_SYSTEM_CHECKS = ["django_outbox_pattern.W001"]
-DJANGO_OUTBOX_PATTERN = {
+DJANGO_OUTBOX_PATTERN: dict[str, Any] = {
     "DEFAULT_STOMP_HOST_AND_PORTS": [("127.0.0.1", int(os.environ.get("OUTBOX_STOMP_PORT", "61613")))],
     "DEFAULT_STOMP_USERNAME": "guest",
     "DEFAULT_STOMP_PASSCODE": "guest",
