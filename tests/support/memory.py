@@ -1,0 +1,107 @@
+"""In-memory doubles for consumer unit tests: a MemoryTransport that answers SUBSCRIBE receipts, an inbox."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from django_outbox_pattern import inbox, testing, transport
+
+
+class ReceiptMemoryTransport(testing.MemoryTransport):
+    """MemoryTransport that also confirms a SUBSCRIBE carrying a ``receipt`` header, as RabbitMQ does."""
+
+    def subscribe(self, destination: str, subscription_id: str, headers: transport.Headers, *, ack: str) -> None:
+        headers = dict(headers)
+        receipt = headers.pop("receipt", None)
+        super().subscribe(destination, subscription_id, headers, ack=ack)
+        if receipt is not None:
+            with self._cond:
+                self._receipts.add(receipt)
+                self._cond.notify_all()
+
+
+class TransportFactory:
+    """Builds ReceiptMemoryTransports on one broker and remembers them (the consumer asks for a new one
+    per connection, plus one short-lived connection per DLQ declaration)."""
+
+    def __init__(self, broker: testing.MemoryBroker | None = None) -> None:
+        self.broker = broker or testing.MemoryBroker()
+        self.made: list[ReceiptMemoryTransport] = []
+
+    def __call__(self) -> ReceiptMemoryTransport:
+        t = ReceiptMemoryTransport(self.broker)
+        self.made.append(t)
+        return t
+
+    def connected(self) -> list[ReceiptMemoryTransport]:
+        return [t for t in self.made if t.is_connected()]
+
+
+class MemoryInbox:
+    """``inbox.InboxStore`` in a dict: no transactions, so on_commit runs at once."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[dict[str, str], Any, datetime | None]] = {}
+        self.resets = 0
+        self.purges: list[datetime] = []
+        self.lock = threading.Lock()
+
+    def exists(self, msg_id: str) -> bool:
+        with self.lock:
+            return msg_id in self.rows
+
+    def record(self, msg_id: str, headers: Mapping[str, str], body: Any) -> None:
+        with self.lock:
+            if msg_id in self.rows:
+                raise inbox.DuplicateMessage(f"{msg_id} already recorded")
+            self.rows[msg_id] = (dict(headers), body, None)
+
+    def on_commit(self, func: Callable[[], None]) -> None:
+        func()
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def purge_older_than(self, cutoff: datetime, *, batch_size: int, should_stop: Callable[[], bool]) -> int:
+        self.purges.append(cutoff)
+        return 0
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` passes; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+@contextlib.contextmanager
+def running(consumer: Any, *, ready_timeout: float | None = 10.0, join_timeout: float = 15.0) -> Iterator[threading.Thread]:
+    """Run ``consumer.run()`` in a thread for the block; stop it and check it returned at the end."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            consumer.run()
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="test-consumer", daemon=True)
+    thread.start()
+    try:
+        if ready_timeout is not None:
+            assert consumer.wait_ready(ready_timeout), "consumer did not subscribe in time"
+        yield thread
+    finally:
+        consumer.stop()
+        thread.join(join_timeout)
+    assert not thread.is_alive(), "consumer.run() did not return after stop()"
+    assert not errors, f"consumer.run() raised {errors[0]!r}"
