@@ -13,11 +13,39 @@ from django_outbox_pattern import inbox, testing, transport
 
 
 class ReceiptMemoryTransport(testing.MemoryTransport):
-    """MemoryTransport that also confirms a SUBSCRIBE carrying a ``receipt`` header, as RabbitMQ does."""
+    """MemoryTransport closer to RabbitMQ: it confirms a SUBSCRIBE carrying a ``receipt`` header, and an
+    UNSUBSCRIBE keeps the subscription's unacked messages until the connection closes, which requeues
+    them (MemoryTransport drops them). Every SUBSCRIBE is logged as (destination, headers) in ``log``."""
 
-    def subscribe(self, destination: str, subscription_id: str, headers: transport.Headers, *, ack: str) -> None:
+    def __init__(self, broker: testing.MemoryBroker, log: list[tuple[str, dict[str, str]]]) -> None:
+        super().__init__(broker)
+        self.log = log
+        self._orphans: list[transport.Message] = []
+
+    def unsubscribe(self, subscription_id: str) -> None:
+        with self.broker.lock:
+            for sub in self.broker.subscriptions:
+                if sub.transport is self and sub.sub_id == subscription_id:
+                    self._orphans.extend(sub.unacked.values())
+        super().unsubscribe(subscription_id)
+
+    def disconnect(self) -> None:
+        with self.broker.lock:
+            orphans, self._orphans = self._orphans, []
+            for message in reversed(orphans):
+                destination = message.headers["destination"]
+                headers = {**message.headers, "redelivered": "true"}
+                self.broker.queues[destination].appendleft(
+                    transport.Message(headers=headers, body=message.body)
+                )
+        super().disconnect()
+
+    def subscribe(
+        self, destination: str, subscription_id: str, headers: transport.Headers, *, ack: str
+    ) -> None:
         headers = dict(headers)
         receipt = headers.pop("receipt", None)
+        self.log.append((destination, dict(headers)))
         super().subscribe(destination, subscription_id, headers, ack=ack)
         if receipt is not None:
             with self._cond:
@@ -32,9 +60,10 @@ class TransportFactory:
     def __init__(self, broker: testing.MemoryBroker | None = None) -> None:
         self.broker = broker or testing.MemoryBroker()
         self.made: list[ReceiptMemoryTransport] = []
+        self.subscribes: list[tuple[str, dict[str, str]]] = []
 
     def __call__(self) -> ReceiptMemoryTransport:
-        t = ReceiptMemoryTransport(self.broker)
+        t = ReceiptMemoryTransport(self.broker, self.subscribes)
         self.made.append(t)
         return t
 
@@ -84,7 +113,9 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: f
 
 
 @contextlib.contextmanager
-def running(consumer: Any, *, ready_timeout: float | None = 10.0, join_timeout: float = 15.0) -> Iterator[threading.Thread]:
+def running(
+    consumer: Any, *, ready_timeout: float | None = 10.0, join_timeout: float = 15.0
+) -> Iterator[threading.Thread]:
     """Run ``consumer.run()`` in a thread for the block; stop it and check it returned at the end."""
     errors: list[BaseException] = []
 

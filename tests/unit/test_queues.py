@@ -27,7 +27,9 @@ def settings() -> conf.OutboxSettings:
         ("/topic/ordens.criadas", "fila-ção", "fila-ção"),
     ],
 )
-def test_queue_name_is_given_name_else_last_segment(destination: str, queue_name: str | None, expected: str) -> None:
+def test_queue_name_is_given_name_else_last_segment(
+    destination: str, queue_name: str | None, expected: str
+) -> None:
     assert queues.queue_name_for(destination, queue_name) == expected
 
 
@@ -103,7 +105,10 @@ def test_dead_letter_headers_match_the_earlier_releases(settings: conf.OutboxSet
 
 def test_exclusive_and_prefetch_come_from_the_settings_but_the_dlq_is_never_exclusive() -> None:
     settings = conf.OutboxSettings.from_mapping(
-        {"DEFAULT_EXCLUSIVE_QUEUE": True, "DEFAULT_STOMP_QUEUE_HEADERS": {"durable": True, "prefetch-count": 50}}
+        {
+            "DEFAULT_EXCLUSIVE_QUEUE": True,
+            "DEFAULT_STOMP_QUEUE_HEADERS": {"durable": True, "prefetch-count": 50},
+        }
     )
     main = queues.subscribe_headers(settings, "q")
     assert main["exclusive"] == "true"
