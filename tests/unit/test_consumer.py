@@ -12,7 +12,8 @@ import pytest
 from django.db import OperationalError
 
 from django_outbox_pattern import conf, consumer, exceptions, payloads
-from tests.support.memory import MemoryInbox, TransportFactory, running, wait_until
+from tests.support.memory import MemoryInbox, TransportFactory
+from tests.support.runner import running, wait_until
 
 DEST = "/queue/orders"
 DLQ = "/queue/DLQ.orders"

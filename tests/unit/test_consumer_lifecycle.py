@@ -14,7 +14,8 @@ from django.core.cache import cache
 from django.db import OperationalError
 
 from django_outbox_pattern import conf, consumer, inbox, payloads
-from tests.support.memory import MemoryInbox, TransportFactory, running, wait_until
+from tests.support.memory import MemoryInbox, TransportFactory
+from tests.support.runner import running, wait_until
 
 DEST = "/queue/orders"
 PREFETCH_2 = {"durable": "true", "auto-delete": "false", "prefetch-count": "2"}
