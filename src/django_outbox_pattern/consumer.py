@@ -184,10 +184,9 @@ class Consumer:
         receipt = transport.new_receipt_id()
         conn.subscribe(destination, sub_id, {**headers, "receipt": receipt}, ack=ACK_MODE)
         if receipt not in conn.wait_for_receipts([receipt], self._settings.DEFAULT_RECEIPT_TIMEOUT):
-            reason = getattr(conn, "last_error", None) or "no RECEIPT in time"
+            reason = _reason(conn, "no RECEIPT in time")
             raise exceptions.BrokerRejected(
-                f"The broker did not confirm SUBSCRIBE to {destination} ({reason}). On precondition_failed "
-                "the queue exists with other arguments: delete it or use another queue_name."
+                f"The broker did not confirm SUBSCRIBE to {destination} ({reason})."
             )
 
     def _watch(self) -> None:
@@ -195,8 +194,7 @@ class Consumer:
         conn = self._transport
         while not self._stopping.wait(WATCH_INTERVAL_S):
             if conn is None or not conn.is_connected():
-                reason = getattr(conn, "last_error", None) or "connection closed"
-                raise exceptions.ConnectionClosed(f"Lost the broker connection ({reason}).")
+                raise exceptions.ConnectionClosed(f"Lost the broker connection ({_reason(conn, 'closed')}).")
             self._purge_if_due()
 
     def _purge_if_due(self) -> None:
@@ -268,6 +266,14 @@ class Consumer:
                     "Unexpected error handling a message", extra={"action": "consumer_worker_failed"}
                 )
         self._store.reset()
+
+
+def _reason(conn: transport.Transport | None, default: str) -> str:
+    """The broker's last ERROR (with a hint for a queue declared with other arguments), else ``default``."""
+    reason = str(getattr(conn, "last_error", None) or default)
+    if "precondition_failed" in reason:
+        reason += "; the queue exists with other arguments: delete it or use another queue_name"
+    return reason
 
 
 def _prefetch(headers: transport.Headers) -> int:
