@@ -36,5 +36,8 @@ class Command(BaseCommand):
         except exceptions.OutboxError as exc:
             raise CommandError(str(exc)) from exc
         self.stderr.write(f"Consuming {consumer.destination} from queue {consumer.queue}; Ctrl-C to stop.")
-        with shutdown.on_stop(consumer.stop):
-            consumer.run()
+        try:
+            with shutdown.on_stop(consumer.stop):
+                consumer.run()
+        except exceptions.OutboxError as exc:
+            raise CommandError(str(exc)) from exc
