@@ -281,3 +281,17 @@ def test_build_consumer_from_a_dotted_path() -> None:
     )
     assert (c.destination, c.queue) == ("/topic/orders.created", "billing")
     assert "billing" in repr(c)
+
+
+def test_build_consumer_reads_the_current_django_settings() -> None:
+    from django.test import override_settings
+
+    custom = {
+        "DEFAULT_STOMP_QUEUE_HEADERS": {"durable": "true", "auto-delete": "false", "prefetch-count": "7"},
+        "DEFAULT_EXCLUSIVE_QUEUE": True,
+    }
+    with override_settings(DJANGO_OUTBOX_PATTERN=custom):
+        c = consumer.build_consumer("tests.unit.test_consumer.saving", "/topic/orders")
+    assert c._headers["prefetch-count"] == "7"
+    assert c._headers["exclusive"] == "true"
+    assert c._handoff.maxsize == 14  # room for a full prefetch plus stale frames of a lost connection
