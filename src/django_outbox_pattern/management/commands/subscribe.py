@@ -1,0 +1,43 @@
+"""``python manage.py subscribe dotted.path.to.callback destination [queue_name]``: run a consumer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from django_outbox_pattern import exceptions, shutdown
+from django_outbox_pattern.consumer import build_consumer
+
+
+class Command(BaseCommand):
+    help = (
+        "Consume messages of a destination with a callback receiving a Payload. SIGTERM/SIGINT finish the "
+        "current message and exit 0; a second signal exits at once (130)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "callback", help="dotted path to a function taking a Payload, e.g. myapp.callbacks.handle"
+        )
+        parser.add_argument(
+            "destination", help="/topic/<key>, /queue/<name>, /exchange/<name>[/<key>] or /amq/queue/<name>"
+        )
+        parser.add_argument(
+            "queue_name",
+            nargs="?",
+            default=None,
+            help="queue to consume (default: last segment of the destination)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            consumer = build_consumer(options["callback"], options["destination"], options["queue_name"])
+        except exceptions.OutboxError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stderr.write(f"Consuming {consumer.destination} from queue {consumer.queue}; Ctrl-C to stop.")
+        try:
+            with shutdown.on_stop(consumer.stop):
+                consumer.run()
+        except exceptions.OutboxError as exc:
+            raise CommandError(str(exc)) from exc

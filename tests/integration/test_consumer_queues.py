@@ -1,0 +1,103 @@
+"""Queues declared by the 2.x/3.x releases keep working: same x- arguments, no precondition_failed."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from django.db import transaction
+
+from django_outbox_pattern import payloads
+from django_outbox_pattern.models import Received
+from django_outbox_pattern.transport import StompTransport, new_receipt_id
+from tests.support.consumers import make_consumer
+from tests.support.runner import running, wait_until
+from tests.support.stomp_tools import assert_queue_empty, publish, read, settings_with, subscribe_once
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.broker]
+
+
+def declare_the_old_way(destination: str, queue: str) -> None:
+    """What 2.x/3.x did: SUBSCRIBE (ack=client) to `DLQ.<queue>` then to the destination, with the settings
+    headers plus exclusive (a Python bool, so "False") and the x- arguments; UNSUBSCRIBE; disconnect."""
+    base = {"durable": "true", "auto-delete": "false", "prefetch-count": "1", "exclusive": "False"}
+    dlq = f"DLQ.{queue}"
+    t = StompTransport(settings_with())
+    t.connect()
+    try:
+        for dest, name, sub_id in ((dlq, dlq, "old-dlq"), (destination, queue, "old-main")):
+            receipt = new_receipt_id()
+            headers = {
+                **base,
+                "x-queue-name": name,
+                "x-dead-letter-routing-key": f"DLQ.{name}",
+                "x-dead-letter-exchange": "",
+                "receipt": receipt,
+            }
+            t.subscribe(dest, sub_id, headers, ack="client")
+            assert t.wait_for_receipts([receipt], 10) == {receipt}, t.last_error
+            t.unsubscribe(sub_id)
+    finally:
+        t.disconnect()
+
+
+def save_or_nack(payload: payloads.Payload) -> None:
+    if payload.body == {"ok": False}:
+        payload.nack()
+        return
+    with transaction.atomic():
+        payload.save()
+
+
+@pytest.mark.parametrize("kind", ["topic", "queue"])
+def test_queues_declared_by_earlier_releases_are_consumed_without_error(
+    kind: str, unique_name: str, broker_available: None
+) -> None:
+    destination = f"/{kind}/{unique_name}"
+    declare_the_old_way(destination, unique_name)
+    settings = settings_with()
+    send_to = destination if kind == "topic" else f"/amq/queue/{unique_name}"
+    publish(settings, send_to, [('{"ok": true}', {"dop-msg-id": "kept"})])  # waiting in the old queue
+
+    c = make_consumer(save_or_nack, destination)
+    with running(c):
+        assert wait_until(lambda: c.stats.processed == 1)
+        publish(settings, send_to, [('{"ok": false}', {"dop-msg-id": "refused"})])
+        assert wait_until(lambda: c.stats.nacked == 1)
+    assert c.stats.reconnects == c.stats.errors == 0
+    assert list(Received.objects.values_list("msg_id", flat=True)) == ["kept"]
+    dead = read(settings, f"DLQ.{unique_name}", 1)  # dead-lettered into the old DLQ
+    assert [m.headers["dop-msg-id"] for m in dead] == ["refused"]
+    assert_queue_empty(settings, unique_name)
+
+
+def test_our_consumer_redeclares_its_own_queues(unique_name: str, broker_available: None) -> None:
+    destination = f"/topic/{unique_name}"
+    first = make_consumer(save_or_nack, destination, "orders-" + unique_name)
+    with running(first):
+        publish(settings_with(), destination, [('{"n": 1}', {"dop-msg-id": "one"})])
+        assert wait_until(lambda: first.stats.processed == 1)
+    publish(settings_with(), destination, [('{"n": 2}', {"dop-msg-id": "two"})])  # kept while nobody listens
+
+    second = make_consumer(save_or_nack, destination, "orders-" + unique_name)
+    with running(second):
+        assert wait_until(lambda: second.stats.processed == 1)
+    assert second.stats.reconnects == second.stats.errors == 0
+    assert sorted(Received.objects.values_list("msg_id", flat=True)) == ["one", "two"]
+
+
+def test_a_queue_with_other_arguments_is_reported_clearly(
+    unique_name: str, broker_available: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    subscribe_once(settings_with(), f"/queue/{unique_name}", {"durable": "true", "auto-delete": "false"})
+    c = make_consumer(save_or_nack, f"/queue/{unique_name}", DEFAULT_RETRY_BASE_DELAY=5)
+    with caplog.at_level(logging.WARNING, logger="django_outbox_pattern"), running(c, ready_timeout=None):
+        assert wait_until(
+            lambda: any(getattr(r, "action", "") == "consumer_connection_lost" for r in caplog.records)
+        )
+    lost = next(
+        r.getMessage() for r in caplog.records if getattr(r, "action", "") == "consumer_connection_lost"
+    )
+    assert "precondition_failed" in lost
+    assert "delete it or use another queue_name" in lost
+    assert not c.wait_ready(0)

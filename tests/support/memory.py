@@ -1,0 +1,99 @@
+"""In-memory doubles for consumer unit tests: a MemoryTransport that answers SUBSCRIBE receipts, an inbox."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from django_outbox_pattern import inbox, testing, transport
+
+
+class ReceiptMemoryTransport(testing.MemoryTransport):
+    """MemoryTransport closer to RabbitMQ: it confirms a SUBSCRIBE carrying a ``receipt`` header, and an
+    UNSUBSCRIBE keeps the subscription's unacked messages until the connection closes, which requeues
+    them (MemoryTransport drops them). Every SUBSCRIBE is logged as (destination, headers) in ``log``."""
+
+    def __init__(self, broker: testing.MemoryBroker, log: list[tuple[str, dict[str, str]]]) -> None:
+        super().__init__(broker)
+        self.log = log
+        self._orphans: list[transport.Message] = []
+
+    def unsubscribe(self, subscription_id: str) -> None:
+        with self.broker.lock:
+            for sub in self.broker.subscriptions:
+                if sub.transport is self and sub.sub_id == subscription_id:
+                    self._orphans.extend(sub.unacked.values())
+        super().unsubscribe(subscription_id)
+
+    def disconnect(self) -> None:
+        with self.broker.lock:
+            orphans, self._orphans = self._orphans, []
+            for message in reversed(orphans):
+                destination = message.headers["destination"]
+                headers = {**message.headers, "redelivered": "true"}
+                self.broker.queues[destination].appendleft(
+                    transport.Message(headers=headers, body=message.body)
+                )
+        super().disconnect()
+
+    def subscribe(
+        self, destination: str, subscription_id: str, headers: transport.Headers, *, ack: str
+    ) -> None:
+        headers = dict(headers)
+        receipt = headers.pop("receipt", None)
+        self.log.append((destination, dict(headers)))
+        super().subscribe(destination, subscription_id, headers, ack=ack)
+        if receipt is not None:
+            with self._cond:
+                self._receipts.add(receipt)
+                self._cond.notify_all()
+
+
+class TransportFactory:
+    """Builds ReceiptMemoryTransports on one broker and remembers them (the consumer asks for a new one
+    per connection, plus one short-lived connection per DLQ declaration)."""
+
+    def __init__(self, broker: testing.MemoryBroker | None = None) -> None:
+        self.broker = broker or testing.MemoryBroker()
+        self.made: list[ReceiptMemoryTransport] = []
+        self.subscribes: list[tuple[str, dict[str, str]]] = []
+
+    def __call__(self) -> ReceiptMemoryTransport:
+        t = ReceiptMemoryTransport(self.broker, self.subscribes)
+        self.made.append(t)
+        return t
+
+    def connected(self) -> list[ReceiptMemoryTransport]:
+        return [t for t in self.made if t.is_connected()]
+
+
+class MemoryInbox:
+    """``inbox.InboxStore`` in a dict: no transactions, so on_commit runs at once."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[dict[str, str], Any, datetime | None]] = {}
+        self.resets = 0
+        self.purges: list[datetime] = []
+        self.lock = threading.Lock()
+
+    def exists(self, msg_id: str) -> bool:
+        with self.lock:
+            return msg_id in self.rows
+
+    def record(self, msg_id: str, headers: Mapping[str, str], body: Any) -> None:
+        with self.lock:
+            if msg_id in self.rows:
+                raise inbox.DuplicateMessage(f"{msg_id} already recorded")
+            self.rows[msg_id] = (dict(headers), body, None)
+
+    def on_commit(self, func: Callable[[], None]) -> None:
+        func()
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def purge_older_than(self, cutoff: datetime, *, batch_size: int, should_stop: Callable[[], bool]) -> int:
+        self.purges.append(cutoff)
+        return 0
