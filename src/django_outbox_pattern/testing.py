@@ -26,6 +26,7 @@ class _Subscription:
     headers: dict[str, str]
     ack: str
     unacked: dict[str, transport.Message] = dataclasses.field(default_factory=dict)
+    active: bool = True  # False after UNSUBSCRIBE: no new deliveries, unacked kept until disconnect
 
     @property
     def prefetch(self) -> int:
@@ -78,7 +79,7 @@ class MemoryBroker:
         """Deliver waiting messages to subscriptions with room under their prefetch."""
         deliveries: list[tuple[_Subscription, transport.Message]] = []
         with self.lock:
-            for sub in list(self.subscriptions):
+            for sub in [s for s in self.subscriptions if s.active]:
                 queue = self.queues[sub.destination]
                 while queue and (sub.prefetch <= 0 or len(sub.unacked) < sub.prefetch):
                     message = queue.popleft()
@@ -92,9 +93,9 @@ class MemoryBroker:
             if handler is not None:
                 handler(message)
 
-    def settle(self, sub_id: str, ack_id: str, *, ack: bool, requeue: bool) -> None:
+    def settle(self, conn: MemoryTransport, sub_id: str, ack_id: str, *, ack: bool, requeue: bool) -> None:
         with self.lock:
-            sub = next((s for s in self.subscriptions if s.sub_id == sub_id), None)
+            sub = next((s for s in self.subscriptions if s.conn is conn and s.sub_id == sub_id), None)
             if sub is None or ack_id not in sub.unacked:
                 raise exceptions.BrokerRejected(f"Unknown delivery {ack_id!r} on subscription {sub_id!r}.")
             message = sub.unacked.pop(ack_id)
@@ -196,29 +197,35 @@ class MemoryTransport:
     def subscribe(
         self, destination: str, subscription_id: str, headers: transport.Headers, *, ack: str
     ) -> None:
+        """Subscribe; a ``receipt`` header is confirmed, as RabbitMQ does."""
         self._require()
+        headers = dict(headers)
+        receipt = headers.pop("receipt", None)
         with self.broker.lock:
             if destination.startswith("/queue/") and "x-dead-letter-routing-key" in headers:
                 self.broker.dead_letter_keys[destination] = headers["x-dead-letter-routing-key"]
-            self.broker.subscriptions.append(
-                _Subscription(self, subscription_id, destination, dict(headers), ack)
-            )
+            self.broker.subscriptions.append(_Subscription(self, subscription_id, destination, headers, ack))
+        if receipt is not None:
+            with self._cond:
+                self._receipts.add(receipt)
+                self._cond.notify_all()
         self.broker.dispatch()
 
     def unsubscribe(self, subscription_id: str) -> None:
+        """Like RabbitMQ: no new deliveries; unacked messages stay unacked until the connection closes."""
         self._require()
         with self.broker.lock:
-            self.broker.subscriptions = [
-                s for s in self.broker.subscriptions if not (s.conn is self and s.sub_id == subscription_id)
-            ]
+            for sub in self.broker.subscriptions:
+                if sub.conn is self and sub.sub_id == subscription_id:
+                    sub.active = False
 
     def ack(self, ack_id: str, subscription_id: str) -> None:
         self._require()
-        self.broker.settle(subscription_id, ack_id, ack=True, requeue=False)
+        self.broker.settle(self, subscription_id, ack_id, ack=True, requeue=False)
 
     def nack(self, ack_id: str, subscription_id: str, *, requeue: bool = False) -> None:
         self._require()
-        self.broker.settle(subscription_id, ack_id, ack=False, requeue=requeue)
+        self.broker.settle(self, subscription_id, ack_id, ack=False, requeue=requeue)
 
     def set_message_handler(self, handler: transport.MessageHandler | None) -> None:
         self.handler = handler

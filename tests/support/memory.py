@@ -11,44 +11,17 @@ from django_outbox_pattern import inbox, testing, transport
 
 
 class ReceiptMemoryTransport(testing.MemoryTransport):
-    """MemoryTransport closer to RabbitMQ: it confirms a SUBSCRIBE carrying a ``receipt`` header, and an
-    UNSUBSCRIBE keeps the subscription's unacked messages until the connection closes, which requeues
-    them (MemoryTransport drops them). Every SUBSCRIBE is logged as (destination, headers) in ``log``."""
+    """MemoryTransport that logs every SUBSCRIBE as (destination, headers without the receipt) in ``log``."""
 
     def __init__(self, broker: testing.MemoryBroker, log: list[tuple[str, dict[str, str]]]) -> None:
         super().__init__(broker)
         self.log = log
-        self._orphans: list[transport.Message] = []
-
-    def unsubscribe(self, subscription_id: str) -> None:
-        with self.broker.lock:
-            for sub in self.broker.subscriptions:
-                if sub.transport is self and sub.sub_id == subscription_id:
-                    self._orphans.extend(sub.unacked.values())
-        super().unsubscribe(subscription_id)
-
-    def disconnect(self) -> None:
-        with self.broker.lock:
-            orphans, self._orphans = self._orphans, []
-            for message in reversed(orphans):
-                destination = message.headers["destination"]
-                headers = {**message.headers, "redelivered": "true"}
-                self.broker.queues[destination].appendleft(
-                    transport.Message(headers=headers, body=message.body)
-                )
-        super().disconnect()
 
     def subscribe(
         self, destination: str, subscription_id: str, headers: transport.Headers, *, ack: str
     ) -> None:
-        headers = dict(headers)
-        receipt = headers.pop("receipt", None)
-        self.log.append((destination, dict(headers)))
+        self.log.append((destination, {k: v for k, v in headers.items() if k != "receipt"}))
         super().subscribe(destination, subscription_id, headers, ack=ack)
-        if receipt is not None:
-            with self._cond:
-                self._receipts.add(receipt)
-                self._cond.notify_all()
 
 
 class TransportFactory:
