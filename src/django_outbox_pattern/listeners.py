@@ -1,8 +1,8 @@
 """Names kept for settings written for 2.x (DEFAULT_*_LISTENER_CLASS).
 
-stomp.py listeners of this project live in ``transport.py`` and only record frames; these classes are
-importable so that settings naming them keep validating, and a custom listener subclassing them is
-attached to the connection as an extra observer.
+The stomp.py listener of this project lives in ``transport.py`` and only records frames (it never runs
+callbacks or reconnects on the receiver thread). These classes stay importable so that settings naming
+them keep validating; the settings are accepted and otherwise have no effect.
 """
 
 from __future__ import annotations
