@@ -88,7 +88,9 @@ def test_mark_published_sets_status_time_and_clears_the_lease(outbox: store.Outb
     assert Published.objects.get(id=rows[2].id).status == StatusChoice.SCHEDULE
 
 
-def test_reschedule_counts_the_attempt_keeps_the_error_and_only_under_our_lease(outbox: store.OutboxStore) -> None:
+def test_reschedule_counts_the_attempt_keeps_the_error_and_only_under_our_lease(
+    outbox: store.OutboxStore,
+) -> None:
     make_rows("/queue/a", 2)
     claimed = claim(outbox, "r#1")
     due = timezone.now() + datetime.timedelta(seconds=30)
@@ -107,7 +109,11 @@ def test_dead_letter_and_release(outbox: store.OutboxStore) -> None:
     now = timezone.now()
     assert outbox.release([c.id], token="r#1", now=now) == 1
     rows = {r.id: r for r in Published.objects.all()}
-    assert (rows[a.id].status, rows[a.id].last_error, rows[a.id].retry) == (StatusChoice.FAILED, "unsendable: bad", 4)
+    assert (rows[a.id].status, rows[a.id].last_error, rows[a.id].retry) == (
+        StatusChoice.FAILED,
+        "unsendable: bad",
+        4,
+    )
     assert (rows[b.id].status, rows[b.id].retry) == (StatusChoice.FAILED, 5)
     assert (rows[c.id].status, rows[c.id].available_at, rows[c.id].retry) == (StatusChoice.SCHEDULE, now, 4)
     assert [r.id for r in claim(outbox, "r#2")] == [c.id]
