@@ -64,6 +64,7 @@ class PostgresListener:
         self._params = connection_params
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.listening = threading.Event()  # set while LISTEN is active (tests and health checks wait on it)
         self.notifications = 0
 
     def start(self, wakeup: threading.Event, on_failure: Callable[[BaseException], None]) -> None:
@@ -105,17 +106,20 @@ class PostgresListener:
         import psycopg
 
         with psycopg.connect(**self._params, autocommit=True) as conn:
-            conn.add_notify_handler(lambda _: wakeup.set())  # also those arriving during the probe
             conn.execute(f"LISTEN {CHANNEL}")
             logger.debug("Listening on %s", CHANNEL, extra={"action": "relay_listen_started"})
+            self.listening.set()
             wakeup.set()  # rows may have been committed while we were not listening
-            while not self._stop.is_set():
-                for _ in conn.notifies(timeout=IDLE_PROBE_S):
-                    self.notifications += 1
-                    wakeup.set()
-                    if self._stop.is_set():
-                        return
-                conn.execute("SELECT 1")
+            try:
+                while not self._stop.is_set():
+                    for _ in conn.notifies(timeout=IDLE_PROBE_S):
+                        self.notifications += 1
+                        wakeup.set()
+                        if self._stop.is_set():
+                            return
+                    conn.execute("SELECT 1")  # notifications arriving meanwhile wait in psycopg's backlog
+            finally:
+                self.listening.clear()
 
 
 def build_listener(alias: str) -> PostgresListener | None:
