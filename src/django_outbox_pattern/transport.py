@@ -23,7 +23,7 @@ from django_outbox_pattern import conf, exceptions
 logger = logging.getLogger(__name__)
 
 Headers = Mapping[str, str]
-DISCONNECT_TIMEOUT_S = 2.0  # longest wait for the broker's DISCONNECT receipt before closing the socket
+DISCONNECT_TIMEOUT_S = 1.0  # longest wait for the broker's DISCONNECT receipt before closing the socket
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

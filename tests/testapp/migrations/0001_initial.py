@@ -5,83 +5,131 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='MyModel',
+            name="MyModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('field_one', models.CharField(max_length=100)),
-                ('field_two', models.CharField(max_length=100)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("field_one", models.CharField(max_length=100)),
+                ("field_two", models.CharField(max_length=100)),
             ],
         ),
         migrations.CreateModel(
-            name='CustomSaveModel',
+            name="CustomSaveModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('saves', models.IntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("saves", models.IntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='FieldsModel',
+            name="FieldsModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('field_one', models.CharField(max_length=100)),
-                ('field_two', models.CharField(max_length=100)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("field_one", models.CharField(max_length=100)),
+                ("field_two", models.CharField(max_length=100)),
             ],
         ),
         migrations.CreateModel(
-            name='MultiModel',
+            name="MultiModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('field_one', models.CharField(max_length=100)),
-                ('field_two', models.CharField(max_length=100)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("field_one", models.CharField(max_length=100)),
+                ("field_two", models.CharField(max_length=100)),
             ],
         ),
         migrations.CreateModel(
-            name='Order',
+            name="Order",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('msg_id', models.CharField(max_length=100, unique=True)),
-                ('payload', models.JSONField(default=dict)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("msg_id", models.CharField(max_length=100, unique=True)),
+                ("payload", models.JSONField(default=dict)),
             ],
         ),
         migrations.CreateModel(
-            name='PlainModel',
+            name="PlainModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('field_one', models.CharField(max_length=100)),
-                ('field_two', models.CharField(max_length=100)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("field_one", models.CharField(max_length=100)),
+                ("field_two", models.CharField(max_length=100)),
             ],
         ),
         migrations.CreateModel(
-            name='SerializerModel',
+            name="SerializerModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('field_one', models.CharField(max_length=100)),
-                ('field_two', models.CharField(max_length=100)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("field_one", models.CharField(max_length=100)),
+                ("field_two", models.CharField(max_length=100)),
             ],
         ),
         migrations.CreateModel(
-            name='VersionedModel',
+            name="VersionedModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('field_one', models.CharField(max_length=100)),
-                ('field_two', models.CharField(max_length=100)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("field_one", models.CharField(max_length=100)),
+                ("field_two", models.CharField(max_length=100)),
             ],
         ),
         migrations.CreateModel(
-            name='ChildOfMyModel',
+            name="ChildOfMyModel",
             fields=[
-                ('mymodel_ptr', models.OneToOneField(auto_created=True, on_delete=django.db.models.deletion.CASCADE, parent_link=True, primary_key=True, serialize=False, to='testapp.mymodel')),
-                ('extra', models.CharField(default='', max_length=20)),
+                (
+                    "mymodel_ptr",
+                    models.OneToOneField(
+                        auto_created=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        parent_link=True,
+                        primary_key=True,
+                        serialize=False,
+                        to="testapp.mymodel",
+                    ),
+                ),
+                ("extra", models.CharField(default="", max_length=20)),
             ],
-            bases=('testapp.mymodel',),
+            bases=("testapp.mymodel",),
         ),
     ]
