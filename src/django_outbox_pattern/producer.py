@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 import uuid
 from collections.abc import Hashable, Mapping, Sequence
 from types import TracebackType
@@ -59,6 +60,16 @@ class SendOutcome:
     @property
     def ok(self) -> bool:
         return not self.unconfirmed and not self.unsent
+
+
+@dataclasses.dataclass(frozen=True)
+class Flight:
+    """Messages sent, receipts not collected yet (see ``Producer.launch``)."""
+
+    pending: Mapping[str, Hashable]  # receipt id -> key
+    unsent: list[Hashable]
+    error: str
+    deadline: float  # time.monotonic() after which a missing RECEIPT counts as not confirmed
 
 
 def validate_destination(destination: str) -> None:
@@ -184,43 +195,40 @@ class Producer:
         wait for each receipt before the next send, and stop at the first failure, so a message that makes
         the broker close the connection is the only one not confirmed.
         """
-        if one_at_a_time:
-            return self._send_serially(messages)
-        pending: dict[str, Hashable] = {}
-        for index, message in enumerate(messages):
-            receipt = transport.new_receipt_id()
-            try:
-                self.transport.send(message.destination, message.body, message.headers, receipt=receipt)
-            except exceptions.TransportError as exc:
-                got = self._wait(pending)
-                return self._outcome(pending, got, [m.key for m in messages[index:]], str(exc))
-            pending[receipt] = message.key
-        got = self._wait(pending)
-        return self._outcome(pending, got, [], "")
-
-    def _send_serially(self, messages: Sequence[OutgoingMessage]) -> SendOutcome:
+        if not one_at_a_time:
+            return self.land(self.launch(messages))
         confirmed: list[Hashable] = []
         for index, message in enumerate(messages):
-            outcome = self.send_many([message])
+            outcome = self.land(self.launch([message]))
             confirmed += outcome.confirmed
             if not outcome.ok:
                 rest = [m.key for m in messages[index + 1 :]]
                 return SendOutcome(confirmed, outcome.unconfirmed, outcome.unsent + rest, outcome.error)
         return SendOutcome(confirmed, [], [])
 
-    def _wait(self, pending: Mapping[str, Hashable]) -> set[str]:
-        if not pending:
-            return set()
-        return self.transport.wait_for_receipts(pending.keys(), self.receipt_timeout)
+    def launch(self, messages: Sequence[OutgoingMessage]) -> Flight:
+        """Send every message with a receipt, without waiting; ``land()`` collects the receipts later."""
+        pending: dict[str, Hashable] = {}
+        for index, message in enumerate(messages):
+            receipt = transport.new_receipt_id()
+            try:
+                self.transport.send(message.destination, message.body, message.headers, receipt=receipt)
+            except exceptions.TransportError as exc:
+                unsent = [m.key for m in messages[index:]]
+                return Flight(pending, unsent, str(exc), time.monotonic() + self.receipt_timeout)
+            pending[receipt] = message.key
+        return Flight(pending, [], "", time.monotonic() + self.receipt_timeout)
 
-    def _outcome(
-        self, pending: Mapping[str, Hashable], got: set[str], unsent: list[Hashable], error: str
-    ) -> SendOutcome:
-        confirmed = [key for receipt, key in pending.items() if receipt in got]
-        unconfirmed = [key for receipt, key in pending.items() if receipt not in got]
-        if unconfirmed or unsent:
-            error = self._reason(error)
-        return SendOutcome(confirmed, unconfirmed, unsent, error)
+    def land(self, flight: Flight) -> SendOutcome:
+        """Wait for the flight's receipts until its deadline (receipt timeout after it was sent)."""
+        got: set[str] = set()
+        if flight.pending:
+            timeout = max(0.0, flight.deadline - time.monotonic())
+            got = self.transport.wait_for_receipts(flight.pending.keys(), timeout)
+        confirmed = [key for receipt, key in flight.pending.items() if receipt in got]
+        unconfirmed = [key for receipt, key in flight.pending.items() if receipt not in got]
+        error = self._reason(flight.error) if unconfirmed or flight.unsent else ""
+        return SendOutcome(confirmed, unconfirmed, flight.unsent, error)
 
     def _reason(self, error: str) -> str:
         broker_error = getattr(self.transport, "last_error", None)

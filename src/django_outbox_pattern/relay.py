@@ -1,8 +1,11 @@
 """The relay: moves outbox rows to the broker, marking each one published only on its RECEIPT.
 
-Read top to bottom: ``Relay.run()`` loops over ``run_once()``; ``run_once()`` claims a batch (a lease, see
-store.py), sends it through the Producer and records every row's outcome with one UPDATE per outcome.
-No database transaction is open while sending, waiting for receipts or sleeping.
+Read top to bottom: ``Relay.run()`` loops over ``run_once()``. A pass claims a batch (a lease, see
+store.py), *launches* it (sends every message with a receipt, without waiting), then *lands* the batch
+launched by the previous pass (collects its receipts, which arrived meanwhile, and records every row's
+outcome with one UPDATE per outcome). So the broker confirms batch N while the relay claims and sends
+batch N+1; a batch that is not full is landed in its own pass, before the relay goes idle. At most two
+batches are in flight; no database transaction is open while sending, waiting or sleeping.
 
 Outcomes of a claimed row:
   confirmed (RECEIPT)          -> SUCCEEDED, published_at set
@@ -12,9 +15,9 @@ Outcomes of a claimed row:
   past expires_at              -> FAILED, last_error "expired: ..." (replay it to send it anyway)
   can never be sent            -> FAILED, last_error "unsendable: <reason>"; the rest of the batch goes on
 
-Fresh rows are sent pipelined (send all, then collect the receipts). Rows that failed before are sent one
-at a time, so a message that makes the broker close the connection fails alone and cannot drag the rest of
-a batch to FAILED with it. Any failure closes the connection; the next pass reconnects.
+Fresh rows are sent pipelined. Rows that failed before are sent one at a time first, so a message that
+makes the broker close the connection fails alone and cannot drag the rest of a batch to FAILED with it.
+Any failure closes the connection; the next pass reconnects (with backoff while the broker is down).
 """
 
 from __future__ import annotations
@@ -33,19 +36,18 @@ import uuid
 from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
-from django.core.cache import BaseCache, caches
+from django.core.cache import BaseCache
 from django.db import connections, router
 from django.utils import timezone
 
-from django_outbox_pattern import backoff, conf, exceptions, producer, store, transport
+from django_outbox_pattern import backoff, conf, exceptions, housekeeping, producer, store, transport
 
 logger = logging.getLogger(__name__)
 
 QUICK_RETRIES = 2  # failed attempts retried after short delays before the long pause (as in 2.x)
 CONNECT_BACKOFF_BASE_S = 1.0  # first reconnect delay; doubles up to DEFAULT_MAXIMUM_BACKOFF
 STORAGE_BACKOFF_CAP_S = 30.0  # longest wait between passes while the database fails
-HOUSEKEEPING_INTERVAL_S = 60.0  # expiry sweep and retention check, never on the per-message path
-EXPIRED_REASON = "expired: expires_at passed before the broker confirmed the message; replay it to send it"
+EXPIRED_REASON = housekeeping.EXPIRED_REASON
 
 
 def retry_delay(
@@ -63,20 +65,19 @@ def retry_delay(
     if failed_attempts == QUICK_RETRIES + 1:
         pause = settings.DEFAULT_PAUSE_FOR_RETRY
         return backoff.compute_backoff(1, base=pause, cap=pause, rng=rng)
-    return backoff.compute_backoff(
-        failed_attempts, base=settings.DEFAULT_RETRY_BASE_DELAY, cap=settings.DEFAULT_WAIT_RETRY, rng=rng
-    )
+    base, cap = settings.DEFAULT_RETRY_BASE_DELAY, settings.DEFAULT_WAIT_RETRY
+    return backoff.compute_backoff(failed_attempts, base=base, cap=cap, rng=rng)
 
 
 @dataclasses.dataclass(frozen=True)
 class BatchResult:
-    """What one pass did with the rows it claimed."""
+    """What happened to the rows of one claimed batch."""
 
     published: int  # confirmed by a RECEIPT: SUCCEEDED
     failed: int  # sent but not confirmed: an attempt counted
     retried: int  # of the failed, rescheduled with backoff
     dead_lettered: int  # made FAILED: attempts exhausted, expired or unsendable
-    elapsed: float  # seconds, claim to last UPDATE
+    elapsed: float  # seconds from claim to the last UPDATE
     released: int = 0  # never sent because the connection went first: due again at once
 
 
@@ -88,8 +89,16 @@ class Notifier(Protocol):
     def stop(self) -> None: ...
 
 
-def default_relay_id() -> str:
-    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+@dataclasses.dataclass
+class _Batch:
+    """A claimed batch between launch and land."""
+
+    token: str
+    rows: dict[Any, store.OutboxRow]
+    started: float
+    dead_lettered: int
+    careful: producer.SendOutcome  # rows that failed before, sent one at a time
+    flight: producer.Flight  # fresh rows, sent pipelined
 
 
 class Relay:
@@ -113,15 +122,18 @@ class Relay:
         self.producer = producer.Producer(
             transport, receipt_timeout=settings.DEFAULT_RECEIPT_TIMEOUT, max_body_bytes=max_body_bytes
         )
+        self.housekeeper = housekeeping.Housekeeper(store, settings, clock=clock, cache=cache)
         self.relay_id = relay_id or default_relay_id()
         self.notifier = notifier
         self.last_batch: BatchResult | None = None
         self._clock = clock
-        self._cache = cache
         self._rng = rng
         self._stop = threading.Event()
         self._wakeup = threading.Event()
         self._claims = itertools.count(1)
+        self._in_flight: _Batch | None = None
+        self._landed: list[BatchResult] = []
+        self._draining = False  # the last pass claimed a full batch: more are waiting
         self._connect_failures = 0
         self._storage_failures = 0
         self._next_housekeeping = 0.0
@@ -142,7 +154,6 @@ class Relay:
         self, *, until_empty: bool = False, on_batch: Callable[[BatchResult], None] | None = None
     ) -> None:
         """Relay until ``stop()``; with ``until_empty``, return once no row is due."""
-        chunk = self.settings.DEFAULT_PUBLISHED_CHUNK_SIZE
         if self.notifier is not None:
             self.notifier.start(self._wakeup, self._notifier_died)
         logger.info(
@@ -151,16 +162,19 @@ class Relay:
         try:
             while not self._stop.is_set():
                 handled = self._guarded_run_once()
-                if handled is None:
-                    continue
-                if handled and on_batch is not None and self.last_batch is not None:
-                    on_batch(self.last_batch)
+                for result in self._take_landed():
+                    if on_batch is not None:
+                        on_batch(result)
                 if until_empty and handled == 0:
                     break
-                if handled < chunk:
+                if handled is not None and not self._draining:
                     self._wakeup.wait(self.settings.DEFAULT_PRODUCER_WAITING_TIME)
                     self._wakeup.clear()
         finally:
+            self._land_in_flight_safely()
+            for result in self._take_landed():
+                if on_batch is not None:
+                    on_batch(result)
             if self.notifier is not None:
                 self.notifier.stop()
             self.producer.close()
@@ -176,30 +190,30 @@ class Relay:
         """``run_once()``, or None after waiting out a broker or database failure (cut short by stop)."""
         try:
             handled = self.run_once()
-        except exceptions.TransportConnectionError as exc:
-            self._connect_failures += 1
-            cap = self.settings.DEFAULT_MAXIMUM_BACKOFF
-            delay = backoff.compute_backoff(
-                self._connect_failures, base=CONNECT_BACKOFF_BASE_S, cap=cap, rng=self._rng
-            )
+        except (exceptions.TransportConnectionError, exceptions.StorageError) as exc:
+            self._draining = False
+            self._land_in_flight_safely()
+            broker = isinstance(exc, exceptions.TransportConnectionError)
+            if broker:
+                self._connect_failures += 1
+                attempt, base, cap = (
+                    self._connect_failures,
+                    CONNECT_BACKOFF_BASE_S,
+                    self.settings.DEFAULT_MAXIMUM_BACKOFF,
+                )
+            else:
+                self._storage_failures += 1
+                attempt, base, cap = self._storage_failures, 1.0, STORAGE_BACKOFF_CAP_S
+            delay = backoff.compute_backoff(attempt, base=base, cap=cap, rng=self._rng)
             logger.warning(
-                "Broker unavailable, retrying in %.1fs: %s",
+                "%s unavailable, retrying in %.1fs: %s",
+                "Broker" if broker else "Database",
                 delay,
                 exc,
-                extra={"action": "relay_connect_failed", "attempt": self._connect_failures},
-            )
-            self._stop.wait(delay)
-            return None
-        except exceptions.StorageError as exc:
-            self._storage_failures += 1
-            delay = backoff.compute_backoff(
-                self._storage_failures, base=1.0, cap=STORAGE_BACKOFF_CAP_S, rng=self._rng
-            )
-            logger.error(
-                "Database failed, retrying in %.1fs: %s",
-                delay,
-                exc,
-                extra={"action": "relay_storage_failed", "attempt": self._storage_failures},
+                extra={
+                    "action": "relay_connect_failed" if broker else "relay_storage_failed",
+                    "attempt": attempt,
+                },
             )
             self._stop.wait(delay)
             return None
@@ -207,79 +221,105 @@ class Relay:
         return handled
 
     def run_once(self) -> int:
-        """One pass: housekeeping if due, connect if needed, claim a batch, send it; returns rows handled."""
-        for conn in connections.all(initialized_only=True):
-            if not conn.in_atomic_block:  # never close a connection a caller holds a transaction on
-                conn.close_if_unusable_or_obsolete()
+        """One pass: claim and launch a batch, land the previous one; returns the rows claimed."""
+        if not self._draining:  # between full batches of a backlog the connection is kept, like one request
+            _close_old_connections()
         if time.monotonic() >= self._next_housekeeping:
-            self._next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL_S
-            self.housekeep()
+            self._next_housekeeping = time.monotonic() + housekeeping.INTERVAL_S
+            self.housekeeper.run()
         if not self.producer.is_connected():
+            self._land_in_flight()  # its receipts can no longer come: record that before reconnecting
             self.producer.connect()
             logger.info("Relay connected to the broker", extra={"action": "relay_connected"})
         self._connect_failures = 0
-        started = time.monotonic()
-        now = self._clock()
+        started, now = time.monotonic(), self._clock()
         token = f"{self.relay_id}#{next(self._claims)}"
         lease_until = now + datetime.timedelta(seconds=self.settings.DEFAULT_RELAY_LEASE)
-        rows = self.store.claim(
-            token, limit=self.settings.DEFAULT_PUBLISHED_CHUNK_SIZE, now=now, lease_until=lease_until
-        )
-        self.last_batch = self._handle(rows, token, started) if rows else None
+        chunk = self.settings.DEFAULT_PUBLISHED_CHUNK_SIZE
+        self._draining = False
+        rows = self.store.claim(token, limit=chunk, now=now, lease_until=lease_until)
+        batch = self._launch(rows, token, started) if rows else None
+        self._land_in_flight()
+        self._in_flight = batch
+        self._draining = len(rows) >= chunk
+        if not self._draining:
+            self._land_in_flight()  # no batch right behind this one: do not leave it waiting
         return len(rows)
 
-    def _handle(self, rows: list[store.OutboxRow], token: str, started: float) -> BatchResult:
+    def _launch(self, rows: list[store.OutboxRow], token: str, started: float) -> _Batch:
+        """Dead-letter what cannot go, send rows that failed before one at a time, then the rest pipelined."""
         now = self._clock()
         by_id = {row.id: row for row in rows}
-        expired = [row.id for row in rows if row.expires_at <= now]
+        expired: list[Hashable] = []
         unsendable: dict[str, list[Hashable]] = collections.defaultdict(list)
         messages: list[producer.OutgoingMessage] = []
         for row in rows:
             if row.expires_at <= now:
+                expired.append(row.id)
                 continue
             try:
-                messages.append(self._encode(row))
+                messages.append(
+                    producer.encode(
+                        row.destination,
+                        row.body,
+                        row.headers,
+                        key=row.id,
+                        max_body_bytes=self.producer.max_body_bytes,
+                    )
+                )
             except exceptions.UnsendableMessage as exc:
                 unsendable[f"unsendable: {exc}"].append(row.id)
         dead = self.store.dead_letter(expired, token=token, reason=EXPIRED_REASON)
         for reason, ids in unsendable.items():
             dead += self.store.dead_letter(ids, token=token, reason=reason)
-        outcome = self._send(messages, by_id)
+        again = [m for m in messages if by_id[m.key].retry > 0]
+        fresh = [m for m in messages if by_id[m.key].retry == 0]
+        careful = self.producer.send_many(again, one_at_a_time=True)
+        if careful.ok:
+            flight = self.producer.launch(fresh)
+        else:  # the connection is suspect: keep the fresh rows for the next pass
+            flight = producer.Flight({}, [m.key for m in fresh], careful.error, 0.0)
+        return _Batch(token, by_id, started, dead, careful, flight)
+
+    def _land_in_flight(self) -> None:
+        """Collect the in-flight batch's receipts and record every row's outcome."""
+        batch, self._in_flight = self._in_flight, None
+        if batch is None:
+            return
+        quick = self.producer.land(batch.flight)
+        careful = batch.careful
+        outcome = producer.SendOutcome(
+            careful.confirmed + quick.confirmed,
+            careful.unconfirmed + quick.unconfirmed,
+            careful.unsent + quick.unsent,
+            careful.error or quick.error,
+        )
         published = self.store.mark_published(outcome.confirmed, now=self._clock())
-        retried, exhausted = self._record_failures(outcome, by_id, token)
-        released = self.store.release(outcome.unsent, token=token, now=self._clock())
+        retried, exhausted = self._record_failures(outcome, batch.rows, batch.token)
+        released = self.store.release(outcome.unsent, token=batch.token, now=self._clock())
         if not outcome.ok:
             self.producer.close()  # a missing RECEIPT makes the connection suspect: reconnect next pass
         result = BatchResult(
             published=published,
             failed=len(outcome.unconfirmed),
             retried=retried,
-            dead_lettered=dead + exhausted,
-            elapsed=time.monotonic() - started,
+            dead_lettered=batch.dead_lettered + exhausted,
+            elapsed=time.monotonic() - batch.started,
             released=released,
         )
         self._log(result, outcome.error)
-        return result
+        self.last_batch = result
+        self._landed.append(result)
 
-    def _encode(self, row: store.OutboxRow) -> producer.OutgoingMessage:
-        return producer.encode(
-            row.destination, row.body, row.headers, key=row.id, max_body_bytes=self.producer.max_body_bytes
-        )
+    def _land_in_flight_safely(self) -> None:
+        try:
+            self._land_in_flight()
+        except exceptions.StorageError as exc:  # its rows come back when their lease ends
+            logger.error("Could not record a batch: %s", exc, extra={"action": "relay_batch_unrecorded"})
 
-    def _send(
-        self, messages: list[producer.OutgoingMessage], by_id: dict[Any, store.OutboxRow]
-    ) -> producer.SendOutcome:
-        """Rows that failed before go one at a time, then fresh rows pipelined; stop at the first failure."""
-        again = [m for m in messages if by_id[m.key].retry > 0]
-        fresh = [m for m in messages if by_id[m.key].retry == 0]
-        careful = self.producer.send_many(again, one_at_a_time=True)
-        if not careful.ok:
-            unsent = careful.unsent + [m.key for m in fresh]
-            return producer.SendOutcome(careful.confirmed, careful.unconfirmed, unsent, careful.error)
-        quick = self.producer.send_many(fresh)
-        return producer.SendOutcome(
-            careful.confirmed + quick.confirmed, quick.unconfirmed, quick.unsent, quick.error
-        )
+    def _take_landed(self) -> list[BatchResult]:
+        landed, self._landed = self._landed, []
+        return landed
 
     def _record_failures(
         self, outcome: producer.SendOutcome, by_id: dict[Any, store.OutboxRow], token: str
@@ -305,54 +345,32 @@ class Relay:
         if result.failed or result.dead_lettered or result.released:
             logger.warning(
                 "Batch: %d published, %d failed (%s), %d dead-lettered, %d released",
-                result.published,
-                result.failed,
-                error or "-",
-                result.dead_lettered,
-                result.released,
+                *(result.published, result.failed, error or "-", result.dead_lettered, result.released),
                 extra=extra,
             )
         else:
             logger.debug("Batch: %d published in %.3fs", result.published, result.elapsed, extra=extra)
 
     def housekeep(self) -> None:
-        """Dead-letter expired rows nobody holds, and delete old published rows at most once per TTL."""
-        now = self._clock()
-        try:
-            expired = self.store.dead_letter_expired(now=now, reason=EXPIRED_REASON)
-            removed = self.remove_old_messages(now)
-        except exceptions.StorageError as exc:
-            logger.warning("Housekeeping failed: %s", exc, extra={"action": "relay_housekeeping_failed"})
-            return
-        if expired:
-            logger.warning(
-                "%d expired rows dead-lettered",
-                expired,
-                extra={"action": "relay_rows_expired", "count": expired},
-            )
-        if removed:
-            logger.info(
-                "%d old published rows deleted",
-                removed,
-                extra={"action": "relay_rows_purged", "count": removed},
-            )
-
-    def remove_old_messages(self, now: datetime.datetime) -> int:
-        """Retention (DAYS_TO_KEEP_DATA): only SUCCEEDED rows, and only when the cache key is absent."""
-        s = self.settings
-        cache = self._cache or caches["default"]
-        if not cache.add(s.OUTBOX_PATTERN_PUBLISHER_CACHE_KEY, True, s.REMOVE_DATA_CACHE_TTL):
-            return 0
-        try:
-            return self.store.purge_published(added_before=now - datetime.timedelta(days=s.DAYS_TO_KEEP_DATA))
-        except exceptions.StorageError:
-            cache.delete(s.OUTBOX_PATTERN_PUBLISHER_CACHE_KEY)  # try again at the next housekeeping
-            raise
+        """Dead-letter expired rows nobody holds; delete old published rows at most once per TTL."""
+        self.housekeeper.run()
 
     def _notifier_died(self, exc: BaseException) -> None:
         logger.error("Wake-up listener died: %s", exc, extra={"action": "relay_notifier_died"})
         self._fatal = exc
         self.stop()
+
+
+def _close_old_connections() -> None:
+    """Django's ``close_old_connections()`` (CONN_MAX_AGE, broken connections), sparing any connection a
+    caller holds a transaction on."""
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close_if_unusable_or_obsolete()
+
+
+def default_relay_id() -> str:
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def build_relay(

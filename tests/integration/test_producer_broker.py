@@ -50,5 +50,5 @@ def test_factory_producer_with_the_broker_down_raises_connection_failed(
     with TcpProxy((STOMP_HOST, STOMP_PORT)) as proxy:
         proxy.refuse(True)
         settings = make_settings(DEFAULT_STOMP_HOST_AND_PORTS=[(STOMP_HOST, proxy.port)])
-        with pytest.raises(exceptions.ConnectionFailed, match="rabbitmq_stomp"), factory_producer(settings):
+        with pytest.raises(exceptions.ConnectionFailed, match="outboxctl check"), factory_producer(settings):
             pass

@@ -176,18 +176,30 @@ def test_rows_that_failed_before_are_sent_one_at_a_time_first(
     again = make_rows("/queue/q", 2, retry=1)
     fresh = make_rows("/queue/q", 2)
     engine = memory_relay(memory)
-    calls: list[tuple[int, bool]] = []
-    original = engine.producer.send_many
+    launched: list[int] = []
+    original = engine.producer.launch
 
-    def spy(messages, *, one_at_a_time=False):  # type: ignore[no-untyped-def]
-        calls.append((len(messages), one_at_a_time))
-        return original(messages, one_at_a_time=one_at_a_time)
+    def spy(messages):  # type: ignore[no-untyped-def]
+        launched.append(len(messages))
+        return original(messages)
 
-    engine.producer.send_many = spy  # type: ignore[method-assign]
+    engine.producer.launch = spy  # type: ignore[method-assign]
     engine.run_once()
-    assert calls[0] == (2, True) and (2, False) in calls
+    assert launched == [1, 1, 2]  # each retried row alone (its receipt awaited), then the fresh ones together
     order = [m.headers["dop-msg-id"] for m in memory.sent]
     assert order == [str(r.id) for r in again + fresh]
+
+
+def test_a_full_batch_is_confirmed_while_the_next_one_is_claimed(
+    broker: MemoryBroker, memory: MemoryTransport
+) -> None:
+    make_rows("/queue/q", 5)
+    engine = memory_relay(memory, DEFAULT_PUBLISHED_CHUNK_SIZE=3)
+    assert engine.run_once() == 3
+    assert statuses()[StatusChoice.SUCCEEDED] == 0  # full: in flight, its receipts are collected next pass
+    assert engine.run_once() == 2
+    assert statuses()[StatusChoice.SUCCEEDED] == 5  # both landed: the second was not full
+    assert engine.run_once() == 0
 
 
 def test_rows_of_a_destination_go_out_in_creation_order(memory: MemoryTransport) -> None:

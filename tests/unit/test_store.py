@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from django_outbox_pattern import exceptions, store
@@ -17,15 +18,14 @@ pytestmark = pytest.mark.django_db
 LEASE = datetime.timedelta(seconds=120)
 
 
-@pytest.fixture(params=["row-locks", "compare-and-set"])
-def outbox(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> store.OutboxStore:
-    """Both claim paths on every database: SKIP LOCKED (where supported) and SQLite's compare-and-set."""
-    s = store.OutboxStore()
-    if request.param == "compare-and-set":
-        monkeypatch.setattr(store.OutboxStore, "has_row_locks", property(lambda self: False))
-    elif not s.has_row_locks:
-        pytest.skip("this database has no SELECT ... FOR UPDATE SKIP LOCKED")
-    return s
+@pytest.fixture(params=store.OutboxStore.STRATEGIES)
+def outbox(request: pytest.FixtureRequest) -> store.OutboxStore:
+    """Every claim strategy this database can run (compare-and-set runs everywhere)."""
+    best = store.OutboxStore().strategy
+    usable = store.OutboxStore.STRATEGIES[store.OutboxStore.STRATEGIES.index(best) :]
+    if request.param not in usable:
+        pytest.skip(f"{connection.vendor} cannot claim with {request.param}")
+    return store.OutboxStore(strategy=request.param)
 
 
 def claim(outbox: store.OutboxStore, token: str = "r#1", limit: int = 100) -> list[store.OutboxRow]:
