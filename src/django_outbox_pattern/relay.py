@@ -162,9 +162,7 @@ class Relay:
         try:
             while not self._stop.is_set():
                 handled = self._guarded_run_once()
-                for result in self._take_landed():
-                    if on_batch is not None:
-                        on_batch(result)
+                self._report(on_batch)
                 if until_empty and handled == 0:
                     break
                 if handled is not None and not self._draining:
@@ -172,9 +170,7 @@ class Relay:
                     self._wakeup.clear()
         finally:
             self._land_in_flight_safely()
-            for result in self._take_landed():
-                if on_batch is not None:
-                    on_batch(result)
+            self._report(on_batch)
             if self.notifier is not None:
                 self.notifier.stop()
             self.producer.close()
@@ -193,32 +189,30 @@ class Relay:
         except (exceptions.TransportConnectionError, exceptions.StorageError) as exc:
             self._draining = False
             self._land_in_flight_safely()
-            broker = isinstance(exc, exceptions.TransportConnectionError)
-            if broker:
-                self._connect_failures += 1
-                attempt, base, cap = (
-                    self._connect_failures,
-                    CONNECT_BACKOFF_BASE_S,
-                    self.settings.DEFAULT_MAXIMUM_BACKOFF,
-                )
-            else:
-                self._storage_failures += 1
-                attempt, base, cap = self._storage_failures, 1.0, STORAGE_BACKOFF_CAP_S
-            delay = backoff.compute_backoff(attempt, base=base, cap=cap, rng=self._rng)
-            logger.warning(
-                "%s unavailable, retrying in %.1fs: %s",
-                "Broker" if broker else "Database",
-                delay,
-                exc,
-                extra={
-                    "action": "relay_connect_failed" if broker else "relay_storage_failed",
-                    "attempt": attempt,
-                },
-            )
-            self._stop.wait(delay)
+            self._stop.wait(self._failure_delay(exc))
             return None
         self._storage_failures = 0
         return handled
+
+    def _failure_delay(self, exc: exceptions.OutboxError) -> float:
+        """Backoff before the next pass: reconnects up to DEFAULT_MAXIMUM_BACKOFF, database retries 30 s."""
+        if isinstance(exc, exceptions.TransportConnectionError):
+            self._connect_failures += 1
+            attempt, what, cap = self._connect_failures, "Broker", self.settings.DEFAULT_MAXIMUM_BACKOFF
+            delay = backoff.compute_backoff(attempt, base=CONNECT_BACKOFF_BASE_S, cap=cap, rng=self._rng)
+        else:
+            self._storage_failures += 1
+            attempt, what = self._storage_failures, "Database"
+            delay = backoff.compute_backoff(attempt, base=1.0, cap=STORAGE_BACKOFF_CAP_S, rng=self._rng)
+        action = "relay_connect_failed" if what == "Broker" else "relay_storage_failed"
+        logger.warning(
+            "%s unavailable, retrying in %.1fs: %s",
+            what,
+            delay,
+            exc,
+            extra={"action": action, "attempt": attempt},
+        )
+        return delay
 
     def run_once(self) -> int:
         """One pass: claim and launch a batch, land the previous one; returns the rows claimed."""
@@ -317,9 +311,11 @@ class Relay:
         except exceptions.StorageError as exc:  # its rows come back when their lease ends
             logger.error("Could not record a batch: %s", exc, extra={"action": "relay_batch_unrecorded"})
 
-    def _take_landed(self) -> list[BatchResult]:
+    def _report(self, on_batch: Callable[[BatchResult], None] | None) -> None:
         landed, self._landed = self._landed, []
-        return landed
+        for result in landed:
+            if on_batch is not None:
+                on_batch(result)
 
     def _record_failures(
         self, outcome: producer.SendOutcome, by_id: dict[Any, store.OutboxRow], token: str
