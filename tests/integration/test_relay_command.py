@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
+import time
 
 import pytest
 
@@ -80,3 +82,30 @@ def test_sigterm_mid_run_finishes_the_batch_exits_0_and_loses_nothing(
         sent_after = count_ids(drain.sync())
     total = sent_before_stop + sent_after
     assert total == {str(r.id): 1 for r in rows}  # nothing lost, nothing twice
+
+
+def test_sigterm_while_the_broker_is_unreachable_exits_0_at_once(
+    outbox_settings: conf.OutboxSettings,
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as unused:
+        dead_port = str(unused.getsockname()[1])  # nothing listens once closed
+    process = subprocess.Popen(
+        django_command("publish"),
+        env=subprocess_env(OUTBOX_STOMP_PORT=dead_port),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:  # the relay logs each failed attempt before backing off
+            if "Broker unavailable, retrying in" in line:
+                break
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert time.monotonic() - started < 5
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import datetime
 import json
+import random
+import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.core.cache import caches
 from django.utils import timezone
 
-from django_outbox_pattern import exceptions, relay
+from django_outbox_pattern import exceptions, relay, store
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
 from django_outbox_pattern.testing import MemoryBroker, MemoryTransport
@@ -327,3 +331,37 @@ def test_relay_ids_are_unique_and_fit_the_lease_column() -> None:
     ids = {relay.default_relay_id() for _ in range(5)}
     assert len(ids) == 5
     assert all(len(f"{i}#{10**15}") <= Published._meta.get_field("locked_by").max_length for i in ids)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_failure_is_waited_out_and_the_relay_goes_on(memory: MemoryTransport) -> None:
+    make_rows("/queue/q", 2)
+    failures = [exceptions.StorageError("database is down")]
+
+    class FlakyStore(store.OutboxStore):
+        def claim(self, *args: Any, **kwargs: Any) -> list[store.OutboxRow]:
+            if failures:
+                raise failures.pop()
+            return super().claim(*args, **kwargs)
+
+    engine = relay.Relay(
+        store=FlakyStore(), transport=memory, settings=make_settings(), rng=random.Random(0)
+    )  # first retry after 0.5-1 s
+    batches: list[relay.BatchResult] = []
+    engine.run(until_empty=True, on_batch=batches.append)
+    assert engine._storage_failures == 0 and not failures
+    assert [b.published for b in batches] == [2]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_wake_up_listener_stops_the_relay_with_an_error(memory: MemoryTransport) -> None:
+    class DyingNotifier:
+        def start(self, wakeup: threading.Event, on_failure: Callable[[BaseException], None]) -> None:
+            on_failure(RuntimeError("listener crashed"))
+
+        def stop(self) -> None:
+            pass
+
+    engine = make_relay(make_settings(), memory, notifier=DyingNotifier())
+    with pytest.raises(exceptions.OutboxError, match="listener crashed"):
+        engine.run()
