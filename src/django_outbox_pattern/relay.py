@@ -1,11 +1,11 @@
 """The relay: moves outbox rows to the broker, marking each one published only on its RECEIPT.
 
 Read top to bottom: ``Relay.run()`` loops over ``run_once()``. A pass claims a batch (a lease, see
-store.py), *launches* it (sends every message with a receipt, without waiting), then *lands* the batch
-launched by the previous pass (collects its receipts, which arrived meanwhile, and records every row's
-outcome with one UPDATE per outcome). So the broker confirms batch N while the relay claims and sends
-batch N+1; a batch that is not full is landed in its own pass, before the relay goes idle. At most two
-batches are in flight; no database transaction is open while sending, waiting or sleeping.
+store.py), *lands* the batch launched by the previous pass (collects its receipts, which arrived while
+this batch was claimed, and records every row's outcome with one UPDATE per outcome), then *launches* the
+new batch (sends every message with a receipt, without waiting). So the broker confirms batch N while
+the relay claims batch N+1; a batch that is not full is landed in its own pass, before the relay goes
+idle. No database transaction is open while sending, waiting or sleeping.
 
 Outcomes of a claimed row:
   confirmed (RECEIPT)          -> SUCCEEDED, published_at set
@@ -215,7 +215,7 @@ class Relay:
         return delay
 
     def run_once(self) -> int:
-        """One pass: claim and launch a batch, land the previous one; returns the rows claimed."""
+        """One pass: claim a batch, land the previous one, launch this one; returns the rows claimed."""
         if not self._draining:  # between full batches of a backlog the connection is kept, like one request
             _close_old_connections()
         if time.monotonic() >= self._next_housekeeping:
@@ -232,9 +232,8 @@ class Relay:
         chunk = self.settings.DEFAULT_PUBLISHED_CHUNK_SIZE
         self._draining = False
         rows = self.store.claim(token, limit=chunk, now=now, lease_until=lease_until)
-        batch = self._launch(rows, token, started) if rows else None
-        self._land_in_flight()
-        self._in_flight = batch
+        self._land_in_flight()  # the previous batch: its receipts arrived while this one was claimed
+        self._in_flight = self._launch(rows, token, started) if rows else None
         self._draining = len(rows) >= chunk
         if not self._draining:
             self._land_in_flight()  # no batch right behind this one: do not leave it waiting
