@@ -7,6 +7,10 @@ new batch (sends every message with a receipt, without waiting). So the broker c
 the relay claims batch N+1; a batch that is not full is landed in its own pass, before the relay goes
 idle. No database transaction is open while sending, waiting or sleeping.
 
+Django's ``close_old_connections()`` (CONN_MAX_AGE, broken connections) runs at the start of a pass,
+except right after a full batch or a wake-up: there rows are waiting, and a reconnect would only add
+latency. An idle relay still applies it on every poll, and after any database error.
+
 Outcomes of a claimed row:
   confirmed (RECEIPT)          -> SUCCEEDED, published_at set
   sent, no RECEIPT             -> SCHEDULE, retry + 1, last_error, due again after ``retry_delay()``;
@@ -134,6 +138,7 @@ class Relay:
         self._in_flight: _Batch | None = None
         self._landed: list[BatchResult] = []
         self._draining = False  # the last pass claimed a full batch: more are waiting
+        self._woken = False  # the idle wait was cut short by a wake-up (NOTIFY): new rows are waiting
         self._connect_failures = 0
         self._storage_failures = 0
         self._next_housekeeping = 0.0
@@ -166,7 +171,7 @@ class Relay:
                 if until_empty and handled == 0:
                     break
                 if handled is not None and not self._draining:
-                    self._wakeup.wait(self.settings.DEFAULT_PRODUCER_WAITING_TIME)
+                    self._woken = self._wakeup.wait(self.settings.DEFAULT_PRODUCER_WAITING_TIME)
                     self._wakeup.clear()
         finally:
             self._land_in_flight_safely()
@@ -187,7 +192,7 @@ class Relay:
         try:
             handled = self.run_once()
         except (exceptions.TransportConnectionError, exceptions.StorageError) as exc:
-            self._draining = False
+            self._draining = self._woken = False
             self._land_in_flight_safely()
             self._stop.wait(self._failure_delay(exc))
             return None
@@ -216,8 +221,9 @@ class Relay:
 
     def run_once(self) -> int:
         """One pass: claim a batch, land the previous one, launch this one; returns the rows claimed."""
-        if not self._draining:  # between full batches of a backlog the connection is kept, like one request
+        if not (self._draining or self._woken):  # the hot path never pays a database reconnect
             _close_old_connections()
+        self._woken = False
         if time.monotonic() >= self._next_housekeeping:
             self._next_housekeeping = time.monotonic() + housekeeping.INTERVAL_S
             self.housekeeper.run()
