@@ -1,8 +1,9 @@
 """Producer: send JSON messages to the broker and prove each one arrived with its RECEIPT.
 
-``Producer.send_event()`` is the spec's direct send (``factory_producer()`` returns a Producer); the relay
-uses ``Producer.send_many()`` to send a whole batch with its receipts pipelined (send all, then collect),
-or one message at a time when a batch must not let one bad message take the others down.
+``Producer.send_event()`` is the spec's direct send (``factory_producer()`` returns a Producer). The relay
+sends a whole batch with its receipts pipelined: ``launch()`` sends every message with a receipt without
+waiting, ``land()`` collects the receipts later (``send_many()`` does both at once); or it sends one message
+at a time, when a batch must not let one bad message take the others down.
 
 Every message goes out as JSON with ``content-type:application/json`` and ``persistent:true`` (a durable
 queue alone does not make a message survive a broker restart). ``encode()`` refuses what could never be
@@ -13,6 +14,7 @@ sent (an invalid destination, headers that are not text, a body that is not JSON
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import time
@@ -72,6 +74,7 @@ class Flight:
     deadline: float  # time.monotonic() after which a missing RECEIPT counts as not confirmed
 
 
+@functools.lru_cache(maxsize=4096)  # destinations repeat: check each one once
 def validate_destination(destination: str) -> None:
     """Raise UnsendableMessage unless RabbitMQ's STOMP adapter can accept this destination."""
     if not isinstance(destination, str) or not destination.strip():
@@ -114,6 +117,8 @@ def encode(
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> OutgoingMessage:
     """A message for the wire, or UnsendableMessage saying what is wrong with it."""
+    if not isinstance(destination, str):
+        raise exceptions.UnsendableMessage(f"destination must be a string, got {type(destination).__name__}")
     validate_destination(destination)
     if message_headers is not None and not isinstance(message_headers, Mapping):
         raise exceptions.UnsendableMessage(f"headers must be a mapping, got {type(message_headers).__name__}")
