@@ -143,6 +143,13 @@ class Relay:
         self._storage_failures = 0
         self._next_housekeeping = 0.0
         self._fatal: BaseException | None = None
+        if settings.DEFAULT_RELAY_LEASE < 3 * settings.DEFAULT_RECEIPT_TIMEOUT:
+            logger.warning(
+                "DEFAULT_RELAY_LEASE (%gs) should be at least 3 x DEFAULT_RECEIPT_TIMEOUT (%gs): a batch "
+                "still waiting for receipts when its lease ends can be sent again by another relay",
+                *(settings.DEFAULT_RELAY_LEASE, settings.DEFAULT_RECEIPT_TIMEOUT),
+                extra={"action": "relay_lease_too_short"},
+            )
 
     def stop(self) -> None:
         self._stop.set()
