@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
 import pathlib
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -94,19 +94,6 @@ class RelayThread(threading.Thread):
             raise self.error
 
 
-@contextlib.contextmanager
-def running(threads: Sequence[RelayThread]) -> Iterator[None]:
-    for thread in threads:
-        thread.start()
-    try:
-        yield
-    finally:
-        for thread in threads:
-            thread.engine.stop()
-        for thread in threads:
-            thread.join(30)
-
-
 def subprocess_env(**extra: str) -> dict[str, str]:
     """Environment for ``python -m django ...`` against the current test database."""
     env = dict(os.environ)
@@ -126,9 +113,7 @@ def django_command(*args: str) -> list[str]:
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 30, interval: float = 0.02) -> bool:
-    """Poll ``predicate`` until true or the deadline; the event-free waits of the tests (no fixed sleeps)."""
-    import time
-
+    """Poll ``predicate`` until true or the deadline (a bounded wait on a condition, never a fixed sleep)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
