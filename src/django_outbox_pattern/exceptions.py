@@ -39,6 +39,11 @@ class PublishNotConfirmed(TransportError):
     """The broker did not confirm a message (no RECEIPT in time): it may not have been stored."""
 
 
+class UnsendableMessage(OutboxError):
+    """This message can never be sent as it is (destination, headers or body are invalid): fix the row and
+    replay it with `outboxctl replay`."""
+
+
 class BrokerRejected(TransportError):
     """The broker answered with an ERROR frame."""
 

@@ -10,6 +10,7 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
+from django_outbox_pattern import notify
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.headers import get_message_headers
 
@@ -27,7 +28,10 @@ class PublishedQuerySet(models.QuerySet["Published"]):
         objs = list(objs)
         for obj in objs:
             obj.prepare_for_insert()
-        return super().bulk_create(objs, *args, **kwargs)
+        created = super().bulk_create(objs, *args, **kwargs)
+        if created:
+            notify.rows_inserted(self.db)
+        return created
 
 
 class Published(models.Model):
@@ -76,9 +80,12 @@ class Published(models.Model):
         self.headers = get_message_headers(self)
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if self._state.adding:
+        adding = self._state.adding
+        if adding:
             self.prepare_for_insert()
         super().save(*args, **kwargs)
+        if adding:
+            notify.rows_inserted(self._state.db)
 
 
 class Received(models.Model):

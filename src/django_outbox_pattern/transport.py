@@ -23,6 +23,7 @@ from django_outbox_pattern import conf, exceptions
 logger = logging.getLogger(__name__)
 
 Headers = Mapping[str, str]
+DISCONNECT_TIMEOUT_S = 1.0  # longest wait for the broker's DISCONNECT receipt before closing the socket
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -235,6 +236,7 @@ class StompTransport:
                 conn.connect(s.DEFAULT_STOMP_USERNAME, s.DEFAULT_STOMP_PASSCODE, wait=False)
         except exceptions.OutboxError as exc:
             self._close_quietly(conn)
+            self._rotate_hosts()
             hosts = ", ".join(f"{h}:{p}" for h, p in self._hosts)
             cause = str(exc.__cause__ or "").strip()
             if s.DEFAULT_STOMP_USE_SSL:
@@ -250,6 +252,7 @@ class StompTransport:
         ok = t.wait(lambda: t.connected or t.closed or t.error is not None, s.DEFAULT_CONNECT_TIMEOUT)
         if not ok or not t.connected:
             self._close_quietly(conn)
+            self._rotate_hosts()
             if t.error is not None:
                 raise exceptions.ConnectionFailed(
                     f"The broker refused the STOMP connection ({t.error}): check the username, passcode and "
@@ -267,6 +270,11 @@ class StompTransport:
         self._conn = conn
         logger.debug("Connected to %s", self._tracker.server, extra={"action": "broker_connected"})
 
+    def _rotate_hosts(self) -> None:
+        """After a failed connect, start the next one with the next host: stomp.py moves on to the next
+        host only when a TCP connect fails, not when a host accepts TCP and then fails STOMP."""
+        self._hosts.append(self._hosts.pop(0))
+
     def _close_quietly(self, conn: Any) -> None:
         with contextlib.suppress(Exception):
             conn.transport.stop_running = True
@@ -274,15 +282,20 @@ class StompTransport:
             conn.transport.disconnect_socket()
 
     def disconnect(self) -> None:
-        """Close the connection (with a DISCONNECT receipt when it is still up); never raises."""
+        """Close the connection; never raises, never blocks for long.
+
+        A healthy connection gets a DISCONNECT (stomp.py closes the socket on its receipt), awaited at most
+        DISCONNECT_TIMEOUT_S; a broken or silent one is closed at once. stomp.py's own
+        ``disconnect(receipt=...)`` would wait without a limit on a stalled network.
+        """
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        t = self._tracker
         try:
-            if conn.is_connected():
-                receipt = new_receipt_id()
-                conn.disconnect(receipt=receipt)
-                return
+            if conn.is_connected() and not t.closed and t.error is None:
+                conn.disconnect()
+                t.wait(lambda: t.closed, DISCONNECT_TIMEOUT_S)
         except Exception:
             logger.debug("Error while disconnecting", exc_info=True)
         self._close_quietly(conn)

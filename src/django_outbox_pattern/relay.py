@@ -1,0 +1,412 @@
+"""The relay: moves outbox rows to the broker, marking each one published only on its RECEIPT.
+
+Read top to bottom: ``Relay.run()`` loops over ``run_once()``. A pass claims a batch (a lease, see
+store.py), *lands* the batch launched by the previous pass (collects its receipts, which arrived while
+this batch was claimed, and records every row's outcome with one UPDATE per outcome), then *launches* the
+new batch (sends every message with a receipt, without waiting). So the broker confirms batch N while
+the relay claims batch N+1; a batch that is not full is landed in its own pass, before the relay goes
+idle. No database transaction is open while sending, waiting or sleeping.
+
+Django's ``close_old_connections()`` (CONN_MAX_AGE, broken connections) runs at the start of a pass,
+except right after a full batch or a wake-up: there rows are waiting, and a reconnect would only add
+latency. An idle relay still applies it on every poll, and after any database error.
+
+Outcomes of a claimed row:
+  confirmed (RECEIPT)          -> SUCCEEDED, published_at set
+  sent, no RECEIPT             -> SCHEDULE, retry + 1, last_error, due again after ``retry_delay()``;
+                                  after DEFAULT_MAXIMUM_RETRY_ATTEMPTS failed attempts -> FAILED
+  never sent (connection gone) -> SCHEDULE, due at once, retry unchanged
+  past expires_at              -> FAILED, last_error "expired: ..." (replay it to send it anyway)
+  can never be sent            -> FAILED, last_error "unsendable: <reason>"; the rest of the batch goes on
+
+Fresh rows are sent pipelined. Rows that failed before are sent one at a time first, so a message that
+makes the broker close the connection fails alone and cannot drag the rest of a batch to FAILED with it.
+Any failure closes the connection; the next pass reconnects (with backoff while the broker is down).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime
+import itertools
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Hashable
+from typing import Any, Protocol
+
+from django.core.cache import BaseCache
+from django.db import connections, router
+from django.utils import timezone
+
+from django_outbox_pattern import backoff, conf, exceptions, housekeeping, producer, store, transport
+
+logger = logging.getLogger(__name__)
+
+QUICK_RETRIES = 2  # failed attempts retried after short delays before the long pause (as in 2.x)
+CONNECT_BACKOFF_BASE_S = 1.0  # first reconnect delay; doubles up to DEFAULT_MAXIMUM_BACKOFF
+STORAGE_BACKOFF_CAP_S = 30.0  # longest wait between passes while the database fails
+EXPIRED_REASON = housekeeping.EXPIRED_REASON
+
+
+def retry_delay(
+    failed_attempts: int, settings: conf.OutboxSettings, *, rng: random.Random | None = None
+) -> float:
+    """Seconds before a row that failed ``failed_attempts`` times is due again (with equal jitter).
+
+    Keeps the 2.x meaning of the spec's settings (three quick tries, a pause, then steady retries):
+      attempts 1-2: DEFAULT_RETRY_BASE_DELAY doubled each time (1 s, 2 s), capped at DEFAULT_WAIT_RETRY
+      attempt 3:    DEFAULT_PAUSE_FOR_RETRY (240 s), the "pause" after the quick tries
+      attempts 4+:  exponential again from the base (8, 16, 32 s), capped at DEFAULT_WAIT_RETRY (60 s)
+    With the defaults a row is retried for about 45 minutes before its 50th failure makes it FAILED.
+    DEFAULT_MAXIMUM_BACKOFF caps the reconnect delay of the relay, not the per-row delay.
+    """
+    if failed_attempts == QUICK_RETRIES + 1:
+        pause = settings.DEFAULT_PAUSE_FOR_RETRY
+        return backoff.compute_backoff(1, base=pause, cap=pause, rng=rng)
+    base, cap = settings.DEFAULT_RETRY_BASE_DELAY, settings.DEFAULT_WAIT_RETRY
+    return backoff.compute_backoff(failed_attempts, base=base, cap=cap, rng=rng)
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchResult:
+    """What happened to the rows of one claimed batch."""
+
+    published: int  # confirmed by a RECEIPT: SUCCEEDED
+    failed: int  # sent but not confirmed: an attempt counted
+    retried: int  # of the failed, rescheduled with backoff
+    dead_lettered: int  # made FAILED: attempts exhausted, expired or unsendable
+    elapsed: float  # seconds from claim to the last UPDATE
+    released: int = 0  # never sent because the connection went first: due again at once
+
+
+class Notifier(Protocol):
+    """A side thread that sets ``wakeup`` when new rows may be due (see notify.py)."""
+
+    def start(self, wakeup: threading.Event, on_failure: Callable[[BaseException], None]) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclasses.dataclass
+class _Batch:
+    """A claimed batch between launch and land."""
+
+    token: str
+    rows: dict[Any, store.OutboxRow]
+    started: float
+    dead_lettered: int
+    careful: producer.SendOutcome  # rows that failed before, sent one at a time
+    flight: producer.Flight  # fresh rows, sent pipelined
+
+
+class Relay:
+    """Outbox -> broker loop. ``stop()`` is safe from a signal handler or another thread."""
+
+    def __init__(
+        self,
+        *,
+        store: store.OutboxStore,
+        transport: transport.Transport,
+        settings: conf.OutboxSettings,
+        relay_id: str | None = None,
+        clock: Callable[[], datetime.datetime] = timezone.now,
+        notifier: Notifier | None = None,
+        cache: BaseCache | None = None,
+        max_body_bytes: int = producer.MAX_BODY_BYTES,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.producer = producer.Producer(
+            transport, receipt_timeout=settings.DEFAULT_RECEIPT_TIMEOUT, max_body_bytes=max_body_bytes
+        )
+        self.housekeeper = housekeeping.Housekeeper(store, settings, clock=clock, cache=cache)
+        self.relay_id = relay_id or default_relay_id()
+        self.notifier = notifier
+        self.last_batch: BatchResult | None = None
+        self._clock = clock
+        self._rng = rng
+        self._stop = threading.Event()
+        self._wakeup = threading.Event()
+        self._claims = itertools.count(1)
+        self._in_flight: _Batch | None = None
+        self._landed: list[BatchResult] = []
+        self._draining = False  # the last pass claimed a full batch: more are waiting
+        self._woken = False  # the idle wait was cut short by a wake-up (NOTIFY): new rows are waiting
+        self._connect_failures = 0
+        self._storage_failures = 0
+        self._next_housekeeping = 0.0
+        self._fatal: BaseException | None = None
+        if settings.DEFAULT_RELAY_LEASE < 3 * settings.DEFAULT_RECEIPT_TIMEOUT:
+            logger.warning(
+                "DEFAULT_RELAY_LEASE (%gs) should be at least 3 x DEFAULT_RECEIPT_TIMEOUT (%gs): a batch "
+                "still waiting for receipts when its lease ends can be sent again by another relay",
+                *(settings.DEFAULT_RELAY_LEASE, settings.DEFAULT_RECEIPT_TIMEOUT),
+                extra={"action": "relay_lease_too_short"},
+            )
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wakeup.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def run(
+        self, *, until_empty: bool = False, on_batch: Callable[[BatchResult], None] | None = None
+    ) -> None:
+        """Relay until ``stop()``; with ``until_empty``, return once no row is due."""
+        if self.notifier is not None:
+            self.notifier.start(self._wakeup, self._notifier_died)
+        logger.info(
+            "Relay %s started", self.relay_id, extra={"action": "relay_started", "relay": self.relay_id}
+        )
+        try:
+            while not self._stop.is_set():
+                handled = self._guarded_run_once()
+                self._report(on_batch)
+                if until_empty and handled == 0:
+                    break
+                if handled is not None and not self._draining:
+                    self._woken = self._wakeup.wait(self.settings.DEFAULT_PRODUCER_WAITING_TIME)
+                    self._wakeup.clear()
+        finally:
+            self._land_in_flight_safely()
+            self._report(on_batch)
+            if self.notifier is not None:
+                self.notifier.stop()
+            self.producer.close()
+            logger.info(
+                "Relay %s stopped", self.relay_id, extra={"action": "relay_stopped", "relay": self.relay_id}
+            )
+        if self._fatal is not None:
+            raise exceptions.OutboxError(
+                f"The relay stopped because its wake-up listener died: {self._fatal}"
+            )
+
+    def _guarded_run_once(self) -> int | None:
+        """``run_once()``, or None after waiting out a broker or database failure (cut short by stop)."""
+        try:
+            handled = self.run_once()
+        except (exceptions.TransportConnectionError, exceptions.StorageError) as exc:
+            self._draining = self._woken = False
+            self._land_in_flight_safely()
+            self._stop.wait(self._failure_delay(exc))
+            return None
+        self._storage_failures = 0
+        return handled
+
+    def _failure_delay(self, exc: exceptions.OutboxError) -> float:
+        """Backoff before the next pass: reconnects up to DEFAULT_MAXIMUM_BACKOFF, database retries 30 s."""
+        if isinstance(exc, exceptions.TransportConnectionError):
+            self._connect_failures += 1
+            attempt, what, cap = self._connect_failures, "Broker", self.settings.DEFAULT_MAXIMUM_BACKOFF
+            delay = backoff.compute_backoff(attempt, base=CONNECT_BACKOFF_BASE_S, cap=cap, rng=self._rng)
+        else:
+            self._storage_failures += 1
+            attempt, what = self._storage_failures, "Database"
+            delay = backoff.compute_backoff(attempt, base=1.0, cap=STORAGE_BACKOFF_CAP_S, rng=self._rng)
+        action = "relay_connect_failed" if what == "Broker" else "relay_storage_failed"
+        logger.warning(
+            "%s unavailable, retrying in %.1fs: %s",
+            what,
+            delay,
+            exc,
+            extra={"action": action, "attempt": attempt},
+        )
+        return delay
+
+    def run_once(self) -> int:
+        """One pass: claim a batch, land the previous one, launch this one; returns the rows claimed."""
+        if not (self._draining or self._woken):  # the hot path never pays a database reconnect
+            _close_old_connections()
+        self._woken = False
+        if time.monotonic() >= self._next_housekeeping:
+            self._next_housekeeping = time.monotonic() + housekeeping.INTERVAL_S
+            self.housekeeper.run()
+        if not self.producer.is_connected():
+            self._land_in_flight()  # its receipts can no longer come: record that before reconnecting
+            self.producer.connect()
+            logger.info("Relay connected to the broker", extra={"action": "relay_connected"})
+        self._connect_failures = 0
+        started, now = time.monotonic(), self._clock()
+        token = f"{self.relay_id}#{next(self._claims)}"
+        lease_until = now + datetime.timedelta(seconds=self.settings.DEFAULT_RELAY_LEASE)
+        chunk = self.settings.DEFAULT_PUBLISHED_CHUNK_SIZE
+        self._draining = False
+        rows = self.store.claim(token, limit=chunk, now=now, lease_until=lease_until)
+        self._land_in_flight()  # the previous batch: its receipts arrived while this one was claimed
+        self._in_flight = self._launch(rows, token, started) if rows else None
+        self._draining = len(rows) >= chunk
+        if not self._draining:
+            self._land_in_flight()  # no batch right behind this one: do not leave it waiting
+        return len(rows)
+
+    def _launch(self, rows: list[store.OutboxRow], token: str, started: float) -> _Batch:
+        """Dead-letter what cannot go, send rows that failed before one at a time, then the rest pipelined."""
+        now = self._clock()
+        by_id = {row.id: row for row in rows}
+        expired: list[Hashable] = []
+        unsendable: dict[str, list[Hashable]] = collections.defaultdict(list)
+        messages: list[producer.OutgoingMessage] = []
+        for row in rows:
+            if row.expires_at <= now:
+                expired.append(row.id)
+                continue
+            try:
+                messages.append(
+                    producer.encode(
+                        row.destination,
+                        row.body,
+                        row.headers,
+                        key=row.id,
+                        max_body_bytes=self.producer.max_body_bytes,
+                    )
+                )
+            except exceptions.UnsendableMessage as exc:
+                unsendable[f"unsendable: {exc}"].append(row.id)
+        dead = self.store.dead_letter(expired, token=token, reason=EXPIRED_REASON)
+        for reason, ids in unsendable.items():
+            dead += self.store.dead_letter(ids, token=token, reason=reason)
+        again = [m for m in messages if by_id[m.key].retry > 0]
+        fresh = [m for m in messages if by_id[m.key].retry == 0]
+        careful = self.producer.send_many(again, one_at_a_time=True)
+        if careful.ok:
+            flight = self.producer.launch(fresh)
+        else:  # the connection is suspect: keep the fresh rows for the next pass
+            flight = producer.Flight({}, [m.key for m in fresh], careful.error, 0.0)
+        return _Batch(token, by_id, started, dead, careful, flight)
+
+    def _land_in_flight(self) -> None:
+        """Collect the in-flight batch's receipts and record every row's outcome."""
+        batch, self._in_flight = self._in_flight, None
+        if batch is None:
+            return
+        quick = self.producer.land(batch.flight)
+        careful = batch.careful
+        outcome = producer.SendOutcome(
+            careful.confirmed + quick.confirmed,
+            careful.unconfirmed + quick.unconfirmed,
+            careful.unsent + quick.unsent,
+            careful.error or quick.error,
+        )
+        published = self.store.mark_published(outcome.confirmed, now=self._clock())
+        retried, exhausted = self._record_failures(outcome, batch.rows, batch.token)
+        released = self.store.release(outcome.unsent, token=batch.token, now=self._clock())
+        if not outcome.ok:
+            self.producer.close()  # a missing RECEIPT makes the connection suspect: reconnect next pass
+        result = BatchResult(
+            published=published,
+            failed=len(outcome.unconfirmed),
+            retried=retried,
+            dead_lettered=batch.dead_lettered + exhausted,
+            elapsed=time.monotonic() - batch.started,
+            released=released,
+        )
+        self._log(result, outcome.error)
+        self.last_batch = result
+        self._landed.append(result)
+
+    def _land_in_flight_safely(self) -> None:
+        try:
+            self._land_in_flight()
+        except exceptions.StorageError as exc:  # its rows come back when their lease ends
+            logger.error("Could not record a batch: %s", exc, extra={"action": "relay_batch_unrecorded"})
+
+    def _report(self, on_batch: Callable[[BatchResult], None] | None) -> None:
+        landed, self._landed = self._landed, []
+        for result in landed:
+            if on_batch is not None:
+                on_batch(result)
+
+    def _record_failures(
+        self, outcome: producer.SendOutcome, by_id: dict[Any, store.OutboxRow], token: str
+    ) -> tuple[int, int]:
+        """One UPDATE per attempt count (rows failing together share a delay); exhausted rows -> FAILED."""
+        limit = self.settings.DEFAULT_MAXIMUM_RETRY_ATTEMPTS
+        groups: dict[int, list[Hashable]] = collections.defaultdict(list)
+        exhausted: list[Hashable] = []
+        for key in outcome.unconfirmed:
+            attempts = by_id[key].retry + 1
+            (exhausted if attempts >= limit else groups[attempts]).append(key)
+        now = self._clock()
+        retried = 0
+        for attempts, ids in groups.items():
+            due = now + datetime.timedelta(seconds=retry_delay(attempts, self.settings, rng=self._rng))
+            retried += self.store.reschedule(ids, token=token, error=outcome.error, available_at=due)
+        reason = f"gave up after {limit} attempts: {outcome.error}"
+        dead = self.store.dead_letter(exhausted, token=token, reason=reason, count_attempt=True)
+        return retried, dead
+
+    def _log(self, result: BatchResult, error: str) -> None:
+        extra = {"action": "relay_batch_published", **dataclasses.asdict(result)}
+        if result.failed or result.dead_lettered or result.released:
+            logger.warning(
+                "Batch: %d published, %d failed (%s), %d dead-lettered, %d released",
+                *(result.published, result.failed, error or "-", result.dead_lettered, result.released),
+                extra=extra,
+            )
+        else:
+            logger.debug("Batch: %d published in %.3fs", result.published, result.elapsed, extra=extra)
+
+    def housekeep(self) -> None:
+        """Dead-letter expired rows nobody holds; delete old published rows at most once per TTL."""
+        self.housekeeper.run()
+
+    def _notifier_died(self, exc: BaseException) -> None:
+        logger.error("Wake-up listener died: %s", exc, extra={"action": "relay_notifier_died"})
+        self._fatal = exc
+        self.stop()
+
+
+def _close_old_connections() -> None:
+    """Django's ``close_old_connections()`` (CONN_MAX_AGE, broken connections), sparing any connection a
+    caller holds a transaction on."""
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close_if_unusable_or_obsolete()
+
+
+def default_relay_id() -> str:
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def build_relay(
+    settings: conf.OutboxSettings | None = None,
+    *,
+    chunk_size: int | None = None,
+    poll_interval: float | None = None,
+    notify: bool | None = None,
+) -> Relay:
+    """The relay the ``publish`` commands run: settings (default: Django's) with the given overrides."""
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("DEFAULT_PUBLISHED_CHUNK_SIZE", chunk_size),
+            ("DEFAULT_PRODUCER_WAITING_TIME", poll_interval),
+            ("DEFAULT_RELAY_NOTIFY", notify),
+        )
+        if value is not None
+    }
+    s = settings or conf.get_settings()
+    if overrides:
+        normalised = conf.OutboxSettings.from_mapping(overrides)  # validates: ConfigurationError
+        s = dataclasses.replace(s, **{key: getattr(normalised, key) for key in overrides})
+    model = conf.import_object(s.DEFAULT_PUBLISHED_CLASS)
+    outbox = store.OutboxStore(model, using=router.db_for_write(model))
+    notifier: Notifier | None = None
+    if s.DEFAULT_RELAY_NOTIFY:
+        from django_outbox_pattern import notify as notify_module
+
+        notifier = notify_module.build_listener(outbox.using)
+    return Relay(store=outbox, transport=transport.StompTransport(s), settings=s, notifier=notifier)

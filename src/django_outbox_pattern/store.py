@@ -1,0 +1,242 @@
+"""Every database query of the relay: claim a batch, mark it, reschedule, dead-letter, purge.
+
+Claiming is a lease. A claimed row keeps status SCHEDULE, gets ``locked_by`` = the claim's token and
+``available_at`` = the end of the lease, so no other relay sees it as due until the lease ends; a relay that
+dies loses nothing, its rows become due again when the lease ends (at-least-once; the inbox deduplicates
+by ``dop-msg-id``). No transaction stays open after a method returns.
+
+- PostgreSQL: one statement, ``UPDATE ... FROM (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING ...``, so
+  concurrent relays claim disjoint rows without waiting for each other, in one round trip.
+- MariaDB >= 10.6, MySQL 8: the same ``SELECT ... FOR UPDATE SKIP LOCKED`` then one UPDATE, in one short
+  transaction.
+- SQLite (no row locks): a compare-and-set UPDATE that re-checks "still SCHEDULE and due", then the rows
+  are read back by the claim's token. SQLite runs one writer at a time, so two relays on one file never
+  get the same row: they are serialised, not parallel (system check W001 says so).
+
+Every statement handles a whole batch: no per-row UPDATE and no per-row SELECT.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from django.db import DatabaseError, connections, models, transaction
+from django.db.models import F, Q
+
+from django_outbox_pattern import exceptions
+from django_outbox_pattern.choices import StatusChoice
+from django_outbox_pattern.models import Published
+
+logger = logging.getLogger(__name__)
+
+# Due order: a fresh row's available_at is its creation time, so rows go out in creation order and a
+# retried row takes its place by its next-attempt time. Only indexed columns: InnoDB secondary indexes end
+# with the primary key, so (status, available_at) serves this order without a sort; with any other column
+# MariaDB sorts, which locks every due row and leaves nothing for the other relays to claim.
+CLAIM_ORDER = ("available_at", "id")
+BATCH_SIZE = 1000  # rows per statement for sweeps and purges
+_FIELDS = ("id", "destination", "body", "headers", "retry", "expires_at")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A claimed outbox row: what the relay needs to send it."""
+
+    id: Any
+    destination: str
+    body: Any
+    headers: Any
+    retry: int
+    expires_at: datetime.datetime
+
+    @classmethod
+    def from_values(cls, values: Sequence[Any]) -> OutboxRow:
+        return cls(*values)
+
+
+@contextlib.contextmanager
+def wrap_errors(what: str) -> Iterator[None]:
+    """Translate database errors into exceptions.StorageError."""
+    try:
+        yield
+    except DatabaseError as exc:
+        raise exceptions.StorageError(
+            f"The database failed while the relay tried to {what}: {exc}. Is it running, and are the "
+            "migrations applied (`python manage.py migrate`)?"
+        ) from exc
+
+
+class OutboxStore:
+    """The outbox table as the relay sees it. ``model`` is DEFAULT_PUBLISHED_CLASS.
+
+    ``strategy`` is how batches are claimed (see the module docstring); by default the best one the
+    database supports: "returning" (PostgreSQL), "skip_locked" (MariaDB/MySQL), "compare_and_set" (SQLite).
+    """
+
+    STRATEGIES = ("returning", "skip_locked", "compare_and_set")
+
+    def __init__(
+        self, model: type[Published] = Published, *, using: str | None = None, strategy: str = ""
+    ) -> None:
+        if strategy and strategy not in self.STRATEGIES:
+            raise ValueError(f"strategy must be one of {self.STRATEGIES}, got {strategy!r}")
+        self.model = model
+        self.using = using or "default"
+        self._strategy = strategy
+
+    @property
+    def strategy(self) -> str:
+        if not self._strategy:
+            conn = connections[self.using]
+            if conn.vendor == "postgresql":
+                self._strategy = "returning"
+            elif conn.features.has_select_for_update_skip_locked:
+                self._strategy = "skip_locked"
+            else:
+                self._strategy = "compare_and_set"
+        return self._strategy
+
+    def _rows(self) -> models.QuerySet[Published]:
+        return self.model.objects.using(self.using)
+
+    def claim(
+        self, token: str, *, limit: int, now: datetime.datetime, lease_until: datetime.datetime
+    ) -> list[OutboxRow]:
+        """Lease up to ``limit`` due rows to ``token`` and return them in claim order."""
+        with wrap_errors("claim a batch"):
+            if self.strategy == "returning":
+                return self._claim_returning(token, limit=limit, now=now, lease_until=lease_until)
+            due = (
+                self._rows()
+                .filter(status=StatusChoice.SCHEDULE, available_at__lte=now)
+                .order_by(*CLAIM_ORDER)
+            )
+            if self.strategy == "skip_locked":
+                with transaction.atomic(using=self.using):
+                    rows = list(due.select_for_update(skip_locked=True).values_list(*_FIELDS)[:limit])
+                    if rows:
+                        self._rows().filter(id__in=[r[0] for r in rows]).update(
+                            locked_by=token, available_at=lease_until
+                        )
+                return [OutboxRow.from_values(r) for r in rows]
+            ids = list(due.values_list("id", flat=True)[:limit])
+            if not ids:
+                return []
+            self._rows().filter(id__in=ids, status=StatusChoice.SCHEDULE, available_at__lte=now).update(
+                locked_by=token, available_at=lease_until
+            )
+            leased = self._rows().filter(locked_by=token, status=StatusChoice.SCHEDULE).values_list(*_FIELDS)
+            position = {row_id: index for index, row_id in enumerate(ids)}  # the lease erased the due order
+            return sorted((OutboxRow.from_values(r) for r in leased), key=lambda row: position[row.id])
+
+    def _claim_returning(
+        self, token: str, *, limit: int, now: datetime.datetime, lease_until: datetime.datetime
+    ) -> list[OutboxRow]:
+        """PostgreSQL: lock, lease and read the batch in one statement (one round trip, no transaction)."""
+        conn = connections[self.using]
+        meta = self.model._meta
+        q = conn.ops.quote_name
+        table = q(meta.db_table)
+        fields: dict[str, Any] = {field.name: field for field in meta.concrete_fields}
+        col = {name: q(field.column) for name, field in fields.items()}
+        returning = ", ".join(f"{table}.{col[name]}" for name in _FIELDS)
+        sql = (
+            f"WITH due AS (SELECT {col['id']} AS due_id, {col['available_at']} AS due_at FROM {table} "
+            f"WHERE {col['status']} = %s AND {col['available_at']} <= %s "
+            f"ORDER BY {col['available_at']}, {col['id']} LIMIT %s FOR UPDATE SKIP LOCKED) "
+            f"UPDATE {table} SET {col['locked_by']} = %s, {col['available_at']} = %s "
+            f"FROM due WHERE {table}.{col['id']} = due.due_id RETURNING {returning}, due.due_at"
+        )
+        with conn.cursor() as cursor:
+            cursor.execute(sql, [StatusChoice.SCHEDULE.value, now, limit, token, lease_until])
+            rows = cursor.fetchall()
+        rows.sort(key=lambda r: (r[-1], r[0]))  # RETURNING has no order: back to the due order
+        body, headers = fields["body"], fields["headers"]  # JSONFields: decode as the ORM does
+        return [
+            OutboxRow(
+                id=r[0],
+                destination=r[1],
+                body=body.from_db_value(r[2], None, conn),
+                headers=headers.from_db_value(r[3], None, conn),
+                retry=r[4],
+                expires_at=r[5],
+            )
+            for r in rows
+        ]
+
+    def mark_published(self, ids: Sequence[Any], *, now: datetime.datetime) -> int:
+        """Confirmed by the broker: SUCCEEDED, in one UPDATE (whoever holds the lease now)."""
+        if not ids:
+            return 0
+        with wrap_errors("mark published rows"):
+            return (
+                self._rows()
+                .filter(id__in=ids)
+                .update(status=StatusChoice.SUCCEEDED, published_at=now, locked_by="", last_error="")
+            )
+
+    def reschedule(
+        self, ids: Sequence[Any], *, token: str, error: str, available_at: datetime.datetime
+    ) -> int:
+        """A failed attempt: one more ``retry``, the error kept, not due before ``available_at``."""
+        if not ids:
+            return 0
+        with wrap_errors("reschedule failed rows"):
+            return self._leased(ids, token).update(
+                retry=F("retry") + 1, last_error=error, available_at=available_at, locked_by=""
+            )
+
+    def dead_letter(self, ids: Sequence[Any], *, token: str, reason: str, count_attempt: bool = False) -> int:
+        """Park rows as FAILED with the reason; ``count_attempt`` adds the attempt that just failed."""
+        if not ids:
+            return 0
+        changes: dict[str, Any] = {"status": StatusChoice.FAILED, "last_error": reason, "locked_by": ""}
+        if count_attempt:
+            changes["retry"] = F("retry") + 1
+        with wrap_errors("dead-letter rows"):
+            return self._leased(ids, token).update(**changes)
+
+    def release(self, ids: Sequence[Any], *, token: str, now: datetime.datetime) -> int:
+        """Rows never sent (the connection went first): due again at once, attempts unchanged."""
+        if not ids:
+            return 0
+        with wrap_errors("release unsent rows"):
+            return self._leased(ids, token).update(available_at=now, locked_by="")
+
+    def _leased(self, ids: Sequence[Any], token: str) -> models.QuerySet[Published]:
+        # Only while our lease holds: a row whose lease ran out may belong to another relay by now.
+        return self._rows().filter(id__in=ids, locked_by=token, status=StatusChoice.SCHEDULE)
+
+    def dead_letter_expired(self, *, now: datetime.datetime, reason: str) -> int:
+        """Every SCHEDULE row past ``expires_at`` and not leased right now becomes FAILED, in batches."""
+        not_leased = Q(locked_by="") | Q(available_at__lte=now)
+        expired = self._rows().filter(not_leased, status=StatusChoice.SCHEDULE, expires_at__lte=now)
+        total = 0
+        with wrap_errors("dead-letter expired rows"):
+            while True:
+                ids = list(expired.values_list("id", flat=True)[:BATCH_SIZE])
+                if not ids:
+                    return total
+                total += expired.filter(id__in=ids).update(
+                    status=StatusChoice.FAILED, last_error=reason, locked_by=""
+                )
+                if len(ids) < BATCH_SIZE:
+                    return total
+
+    def purge_published(self, *, added_before: datetime.datetime) -> int:
+        """Delete SUCCEEDED rows added before the cutoff, in batches; SCHEDULE and FAILED rows stay."""
+        old = self._rows().filter(status=StatusChoice.SUCCEEDED, added__lt=added_before)
+        total = 0
+        with wrap_errors("delete old published rows"):
+            while True:
+                ids = list(old.values_list("id", flat=True)[:BATCH_SIZE])
+                if not ids:
+                    return total
+                total += self._rows().filter(id__in=ids, status=StatusChoice.SUCCEEDED).delete()[0]
+                if len(ids) < BATCH_SIZE:
+                    return total

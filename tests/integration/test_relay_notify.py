@@ -1,0 +1,48 @@
+"""PostgreSQL LISTEN/NOTIFY wakes an idle relay long before its poll interval."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+
+from django_outbox_pattern import conf, notify, relay
+from django_outbox_pattern.models import Published
+from tests.support.broker_helpers import QueueDrain
+from tests.support.relay_helpers import RelayThread, make_settings, wait_until
+
+pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def postgres_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL only")
+
+
+def test_a_commit_wakes_the_idle_relay_at_once(
+    outbox_settings: conf.OutboxSettings, unique_name: str, settings: Any
+) -> None:
+    settings.DJANGO_OUTBOX_PATTERN = {**settings.DJANGO_OUTBOX_PATTERN, "DEFAULT_RELAY_NOTIFY": True}
+    destination = f"/queue/{unique_name}"
+    engine = relay.build_relay(make_settings(), poll_interval=60, notify=True)
+    listener = engine.notifier
+    assert isinstance(listener, notify.PostgresListener)
+    with QueueDrain(make_settings(), destination) as drain:
+        thread = RelayThread(engine)
+        thread.start()
+        try:
+            assert listener.listening.wait(10)
+            assert wait_until(lambda: engine.producer.is_connected(), timeout=10)
+            started = time.monotonic()
+            with transaction.atomic():
+                for i in range(3):
+                    Published.objects.create(destination=destination, body={"n": i})
+            assert len(drain.wait_for(3, timeout=10)) == 3
+            assert time.monotonic() - started < 5  # woken by NOTIFY, not by the 60 s poll
+            assert wait_until(lambda: listener.notifications >= 1, timeout=5)
+        finally:
+            thread.stop()
+    assert not listener.listening.is_set()
