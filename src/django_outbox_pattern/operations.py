@@ -291,14 +291,14 @@ def purge_outbox_ids(ids: Iterable[Any], *, include_unsent: bool = False) -> int
 
 
 def replay_matching(
-    selection: Filter, *, batch_size: int = BATCH_SIZE, on_batch: Progress | None = None
+    selection: Filter, *, batch_size: int | None = None, on_batch: Progress | None = None
 ) -> int:
     """Replay every failed row the filter selects (at most ``limit``), batch by batch."""
     return _drain(replayable(selection), _replay_batch, selection.limit, batch_size, on_batch, "replayed")
 
 
 def dead_letter_matching(
-    selection: Filter, *, reason: str, batch_size: int = BATCH_SIZE, on_batch: Progress | None = None
+    selection: Filter, *, reason: str, batch_size: int | None = None, on_batch: Progress | None = None
 ) -> int:
     """Park every scheduled, not-in-flight row the filter selects (at most ``limit``), batch by batch."""
     now = timezone.now()
@@ -318,7 +318,7 @@ def purge(
     older_than: timedelta,
     statuses: Iterable[int] | None = None,
     include_unsent: bool = False,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
     on_batch: Progress | None = None,
     now: datetime | None = None,
 ) -> int:
@@ -354,12 +354,12 @@ def _drain(
     qs: models.QuerySet[Any],
     apply: Callable[[list[Any]], int],
     limit: int | None,
-    batch_size: int,
+    batch_size: int | None,
     on_batch: Progress | None,
     action: str,
 ) -> int:
     """Apply to the selected rows batch by batch until none is left (each batch leaves the selection)."""
-    done = 0
+    done, batch_size = 0, batch_size or BATCH_SIZE
     while limit is None or done < limit:
         size = batch_size if limit is None else min(batch_size, limit - done)
         batch = list(qs.order_by("added", "id").values_list("id", flat=True)[:size])

@@ -62,7 +62,7 @@ def setup(
     if module is None and file_layer.settings_module:
         module, module_source = file_layer.settings_module, f"file {found[0] if found else ''}"
     db_layer = env_layer if env_layer.database is not None else file_layer
-    _setup_django(module, db_layer.database)
+    applied = _setup_django(module, db_layer.database)
     from django.conf import settings
     from django.db import connections
 
@@ -92,11 +92,9 @@ def setup(
             'or add a [database] section (url = "postgres://...") to outboxctl.toml, '
             "or set OUTBOXCTL_DATABASE_URL."
         )
-    db_source = (
-        db_layer.database_source
-        if db_layer.database is not None
-        else (f"django settings {module}" if module else "not configured")
-    )
+    db_source = f"django settings {module}" if module else "not configured"
+    if db_layer.database is not None:
+        db_source = db_layer.database_source if applied else f"{db_source} (Django was already set up)"
     config_file = found[0] if found else None
     described = dburl.describe(entry) if entry.get("ENGINE") not in (None, "django.db.backends.dummy") else {}
     return Resolved(outbox, sources, module, module_source, config_file, described, db_source)
@@ -105,8 +103,8 @@ def setup(
 _configured_here = False
 
 
-def _setup_django(module: str | None, database: dict[str, Any] | None) -> None:
-    """Set Django up once per process; later calls (and an already set-up Django) change nothing."""
+def _setup_django(module: str | None, database: dict[str, Any] | None) -> bool:
+    """Set Django up once per process; False when it was already set up (nothing changed then)."""
     global _configured_here
     from django.apps import apps
 
@@ -137,6 +135,7 @@ def _setup_django(module: str | None, database: dict[str, Any] | None) -> None:
         )
     django.setup()
     _configured_here = True
+    return True
 
 
 def _ensure_mysql_driver() -> None:

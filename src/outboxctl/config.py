@@ -94,9 +94,9 @@ def _parse(path: Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigFileError(f"{path}: invalid TOML: {exc}") from None
+        raise ConfigFileError(f"{_display(path)}: invalid TOML: {exc}") from None
     except OSError as exc:
-        raise ConfigFileError(f"{path}: cannot read: {exc.strerror}") from None
+        raise ConfigFileError(f"{_display(path)}: cannot read: {exc.strerror}") from None
 
 
 def load_file(path: Path, table: str = "") -> Layer:

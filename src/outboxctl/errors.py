@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 _BROKER_HINT = "Check the broker settings with `outboxctl config`, then run `outboxctl check`."
 _DATABASE_HINT = "Is the database running and reachable? Run `outboxctl check`."
 _MIGRATIONS_HINT = "The outbox tables are missing: run `python manage.py migrate django_outbox_pattern`."
-_CONFIG_HINT = "See `outboxctl config` for the resolved values and where each came from."
+_CONFIG_HINT = "Fix it; then `outboxctl config` shows the resolved values and where each came from."
 
 
 def classify(exc: BaseException) -> tuple[ExitCode, str | None]:

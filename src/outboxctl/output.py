@@ -25,7 +25,7 @@ _secrets: set[str] = set()
 
 
 def add_secret(value: Any) -> None:
-    if isinstance(value, str) and len(value) >= 3:
+    if isinstance(value, str) and len(value) >= 4:
         _secrets.add(value)
 
 

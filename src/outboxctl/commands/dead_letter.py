@@ -11,7 +11,6 @@ from outboxctl.commands import _repair, state
 from outboxctl.exit_codes import ExitCode
 
 app = typer.Typer(
-    help="Park outbox rows as failed (the relay skips them), or move a DLQ's messages back to their queue.",
     invoke_without_command=True,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
