@@ -48,14 +48,22 @@ def cli() -> Any:
 
 
 def make_published(
-    n: int = 1, *, status: int = 1, destination: str = "/topic/cli", age: timedelta | None = None, **fields: Any
+    n: int = 1,
+    *,
+    status: int = 1,
+    destination: str = "/topic/cli",
+    age: timedelta | None = None,
+    **fields: Any,
 ) -> list[Any]:
     """Outbox rows with a status and (optionally) an age, written directly (no decorator involved)."""
     from django.utils import timezone
 
     from django_outbox_pattern.models import Published
 
-    rows = [Published.objects.create(destination=destination, body={"n": i}, status=status, **fields) for i in range(n)]
+    rows = [
+        Published.objects.create(destination=destination, body={"n": i}, status=status, **fields)
+        for i in range(n)
+    ]
     if age is not None:
         Published.objects.filter(id__in=[r.id for r in rows]).update(added=timezone.now() - age)
     return rows
@@ -94,11 +102,21 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60, settings: bool = True,
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60,
+    settings: bool = True,
     input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``python -m outboxctl [--settings tests.settings] ARGS`` as a real child process."""
-    command = [sys.executable, "-m", "outboxctl", *(["--settings", "tests.settings"] if settings else []), *args]
+    command = [
+        sys.executable,
+        "-m",
+        "outboxctl",
+        *(["--settings", "tests.settings"] if settings else []),
+        *args,
+    ]
     return subprocess.run(
         command, env=env or child_env(), cwd=cwd, capture_output=True, text=True, timeout=timeout, input=input
     )

@@ -59,15 +59,24 @@ def test_unknown_outbox_setting_suggests_the_real_one(cli, tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('[outbox]\nDEFAULT_PUBLISHED_CHUNK_SIZE = "lots"\n', "DEFAULT_PUBLISHED_CHUNK_SIZE: must be a whole number"),
+        (
+            '[outbox]\nDEFAULT_PUBLISHED_CHUNK_SIZE = "lots"\n',
+            "DEFAULT_PUBLISHED_CHUNK_SIZE: must be a whole number",
+        ),
         ('[broker]\nheartbeats = "fast"\n', "[broker] heartbeats: DEFAULT_STOMP_HEARTBEATS: must be two"),
         ('[broker]\nhosts = ["rabbit"]\n', "[broker] hosts: 'rabbit' is not \"host:port\""),
         ('[broker]\nuse_ssl = "yes"\n', "DEFAULT_STOMP_USE_SSL: must be True or False"),
         ('[database]\nengine = "postgresql"\nport = "abc"\n', "[database] port: must be a port number"),
         ('[database]\nurl = "oracle://x/y"\n', "[database] url: unknown scheme 'oracle://'"),
-        ('[database]\nurl = "sqlite:///x.db"\nhost = "h"\n', "[database] host: give either url or separate fields"),
+        (
+            '[database]\nurl = "sqlite:///x.db"\nhost = "h"\n',
+            "[database] host: give either url or separate fields",
+        ),
         ("settings = 12\n", "settings: must be a non-empty string"),
-        ('[broker]\npasscode = "a"\npasscode_env = "B"\n', "passcode_env: set either passcode or passcode_env"),
+        (
+            '[broker]\npasscode = "a"\npasscode_env = "B"\n',
+            "passcode_env: set either passcode or passcode_env",
+        ),
         ('[broker]\nhosts = ["h:1"]\n[outbox]\nDEFAULT_STOMP_HOST_AND_PORTS = [["h", 2]]\n', "is set twice"),
     ],
 )
@@ -100,29 +109,49 @@ def test_precedence_flag_env_file_django_default(cli, tmp_path: Path) -> None:
         "[outbox]\nDEFAULT_PUBLISHED_CHUNK_SIZE = 10\n",
     )
     env = {"OUTBOXCTL_BROKER_USERNAME": "env-user", "OUTBOXCTL_DEFAULT_CONNECT_TIMEOUT": "5"}
-    result = cli("check", "--skip-database", "--skip-broker", "--show-config", "--json", "--timeout", "7", env=env)
+    result = cli(
+        "check", "--skip-database", "--skip-broker", "--show-config", "--json", "--timeout", "7", env=env
+    )
     assert result.exit_code == 0, result.output
     settings = json.loads(result.stdout)["config"]["settings"]
     assert settings["DEFAULT_CONNECT_TIMEOUT"] == {"value": 7.0, "source": "flag --timeout"}
-    assert settings["DEFAULT_STOMP_USERNAME"] == {"value": "env-user", "source": "env OUTBOXCTL_BROKER_USERNAME"}
-    assert settings["DEFAULT_STOMP_HEARTBEATS"] == {"value": [3000, 3000], "source": "outboxctl.toml:3 [broker] heartbeats"}
-    assert settings["DEFAULT_PUBLISHED_CHUNK_SIZE"]["source"] == "outboxctl.toml:6 [outbox] DEFAULT_PUBLISHED_CHUNK_SIZE"
+    assert settings["DEFAULT_STOMP_USERNAME"] == {
+        "value": "env-user",
+        "source": "env OUTBOXCTL_BROKER_USERNAME",
+    }
+    assert settings["DEFAULT_STOMP_HEARTBEATS"] == {
+        "value": [3000, 3000],
+        "source": "outboxctl.toml:3 [broker] heartbeats",
+    }
+    assert (
+        settings["DEFAULT_PUBLISHED_CHUNK_SIZE"]["source"]
+        == "outboxctl.toml:6 [outbox] DEFAULT_PUBLISHED_CHUNK_SIZE"
+    )
     assert settings["DEFAULT_STOMP_HOST_AND_PORTS"]["source"] == "django settings tests.settings"
     assert settings["DEFAULT_EXCLUSIVE_QUEUE"] == {"value": False, "source": "default"}
 
 
 def test_settings_module_source_flag_or_env(cli) -> None:
-    assert config_json(cli)["settings_module"] == {"value": "tests.settings", "source": "env DJANGO_SETTINGS_MODULE"}
+    assert config_json(cli)["settings_module"] == {
+        "value": "tests.settings",
+        "source": "env DJANGO_SETTINGS_MODULE",
+    }
     report = config_json(cli, "--settings", "tests.settings")
     assert report["settings_module"] == {"value": "tests.settings", "source": "flag --settings"}
 
 
 def test_file_discovery_order(cli, tmp_path: Path) -> None:
-    write(tmp_path / "pyproject.toml", '[project]\nname = "x"\n[tool.outboxctl.broker]\nvhost = "from-pyproject"\n')
+    write(
+        tmp_path / "pyproject.toml",
+        '[project]\nname = "x"\n[tool.outboxctl.broker]\nvhost = "from-pyproject"\n',
+    )
     report = config_json(cli)
     assert report["config_file"].endswith("pyproject.toml")
     assert report["settings"]["DEFAULT_STOMP_VHOST"]["value"] == "from-pyproject"
-    assert report["settings"]["DEFAULT_STOMP_VHOST"]["source"] == "pyproject.toml:4 [tool.outboxctl.broker] vhost"
+    assert (
+        report["settings"]["DEFAULT_STOMP_VHOST"]["source"]
+        == "pyproject.toml:4 [tool.outboxctl.broker] vhost"
+    )
     write(tmp_path / "outboxctl.toml", '[broker]\nvhost = "from-toml"\n')
     assert config_json(cli)["settings"]["DEFAULT_STOMP_VHOST"]["value"] == "from-toml"
     other = write(tmp_path / "other.toml", '[broker]\nvhost = "from-flag"\n')
@@ -134,8 +163,9 @@ def test_file_discovery_order(cli, tmp_path: Path) -> None:
 def test_unknown_environment_variable_suggests(cli) -> None:
     result = cli("config", env={"OUTBOXCTL_BROKER_PASCODE": "x"})
     assert result.exit_code == ExitCode.USAGE
-    assert "Unknown environment variable OUTBOXCTL_BROKER_PASCODE (did you mean OUTBOXCTL_BROKER_PASSCODE?)" in (
-        result.stderr
+    assert (
+        "Unknown environment variable OUTBOXCTL_BROKER_PASCODE (did you mean OUTBOXCTL_BROKER_PASSCODE?)"
+        in (result.stderr)
     )
 
 
@@ -146,8 +176,12 @@ def test_unknown_environment_variable_suggests(cli) -> None:
         ("OUTBOXCTL_BROKER_HEARTBEATS", "0,0", "DEFAULT_STOMP_HEARTBEATS", [0, 0]),
         ("OUTBOXCTL_BROKER_USE_SSL", "yes", "DEFAULT_STOMP_USE_SSL", True),
         ("OUTBOXCTL_DEFAULT_PUBLISHED_CHUNK_SIZE", "77", "DEFAULT_PUBLISHED_CHUNK_SIZE", 77),
-        ("OUTBOXCTL_DEFAULT_STOMP_QUEUE_HEADERS", '{"durable": "false"}', "DEFAULT_STOMP_QUEUE_HEADERS",
-         {"durable": "false"}),
+        (
+            "OUTBOXCTL_DEFAULT_STOMP_QUEUE_HEADERS",
+            '{"durable": "false"}',
+            "DEFAULT_STOMP_QUEUE_HEADERS",
+            {"durable": "false"},
+        ),
     ],
 )
 def test_environment_values_are_parsed(cli, name: str, value: str, key: str, expected: object) -> None:
@@ -157,13 +191,17 @@ def test_environment_values_are_parsed(cli, name: str, value: str, key: str, exp
 def test_bad_environment_value(cli) -> None:
     result = cli("config", env={"OUTBOXCTL_DEFAULT_PUBLISHED_CHUNK_SIZE": "many"})
     assert result.exit_code == ExitCode.USAGE
-    assert "env OUTBOXCTL_DEFAULT_PUBLISHED_CHUNK_SIZE: DEFAULT_PUBLISHED_CHUNK_SIZE: must be a whole number" in (
-        result.stderr
+    assert (
+        "env OUTBOXCTL_DEFAULT_PUBLISHED_CHUNK_SIZE: DEFAULT_PUBLISHED_CHUNK_SIZE: must be a whole number"
+        in (result.stderr)
     )
 
 
 def test_secrets_are_masked_everywhere(cli, tmp_path: Path) -> None:
-    write(tmp_path / "outboxctl.toml", '[broker]\npasscode_env = "CLI_TEST_PASS"\nssl_password = "' + SECRET + '-ssl"\n')
+    write(
+        tmp_path / "outboxctl.toml",
+        '[broker]\npasscode_env = "CLI_TEST_PASS"\nssl_password = "' + SECRET + '-ssl"\n',
+    )
     env = {"CLI_TEST_PASS": SECRET}
     human = cli("config", env=env)
     machine = cli("config", "--json", env=env)
@@ -173,7 +211,8 @@ def test_secrets_are_masked_everywhere(cli, tmp_path: Path) -> None:
         assert SECRET not in result.output
     settings = json.loads(machine.stdout)["settings"]
     assert settings["DEFAULT_STOMP_PASSCODE"] == {
-        "value": "********", "source": "env CLI_TEST_PASS (named by outboxctl.toml:2 [broker] passcode_env)"
+        "value": "********",
+        "source": "env CLI_TEST_PASS (named by outboxctl.toml:2 [broker] passcode_env)",
     }
     assert settings["DEFAULT_STOMP_SSL_PASSWORD"]["value"] == "********"
 
@@ -191,8 +230,13 @@ def test_configured_database_is_ignored_when_django_is_already_set_up(cli, tmp_p
 def test_postgres_url() -> None:
     entry = dburl.parse_url("postgres://app:p%40ss@db.example:6543/orders?sslmode=require")
     assert entry == {
-        "ENGINE": "django.db.backends.postgresql", "NAME": "orders", "USER": "app", "PASSWORD": "p@ss",
-        "HOST": "db.example", "PORT": "6543", "OPTIONS": {"sslmode": "require"},
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "orders",
+        "USER": "app",
+        "PASSWORD": "p@ss",
+        "HOST": "db.example",
+        "PORT": "6543",
+        "OPTIONS": {"sslmode": "require"},
     }
 
 
@@ -205,7 +249,9 @@ def test_mysql_and_sqlite_urls(tmp_path: Path) -> None:
 
 def test_fields_with_password_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLI_DB_PASS", "pw")
-    entry = dburl.from_fields({"engine": "mysql", "name": "n", "user": "u", "password_env": "CLI_DB_PASS", "port": 3306})
+    entry = dburl.from_fields(
+        {"engine": "mysql", "name": "n", "user": "u", "password_env": "CLI_DB_PASS", "port": 3306}
+    )
     assert entry["ENGINE"] == "django.db.backends.mysql"
     assert (entry["PASSWORD"], entry["PORT"]) == ("pw", "3306")
     assert dburl.describe(entry)["password"] == "********"

@@ -7,8 +7,17 @@ import pytest
 from django_outbox_pattern import __version__
 from outboxctl.exit_codes import ExitCode
 
-COMMANDS = ["publish", "subscribe", "inspect", "replay", "purge", "check", "config", "dead-letter",
-            "dead-letter requeue"]
+COMMANDS = [
+    "publish",
+    "subscribe",
+    "inspect",
+    "replay",
+    "purge",
+    "check",
+    "config",
+    "dead-letter",
+    "dead-letter requeue",
+]
 
 
 def test_version(cli) -> None:
@@ -45,7 +54,12 @@ def test_no_arguments_shows_help(cli) -> None:
 
 def test_exit_code_values_are_the_contract() -> None:
     assert {c.name: int(c) for c in ExitCode} == {
-        "OK": 0, "ERROR": 1, "USAGE": 2, "BROKER_UNAVAILABLE": 3, "DATABASE_UNAVAILABLE": 4, "CHECK_FAILED": 5,
+        "OK": 0,
+        "ERROR": 1,
+        "USAGE": 2,
+        "BROKER_UNAVAILABLE": 3,
+        "DATABASE_UNAVAILABLE": 4,
+        "CHECK_FAILED": 5,
         "INTERRUPTED": 130,
     }
 
