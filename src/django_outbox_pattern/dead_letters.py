@@ -67,7 +67,9 @@ def requeue(
         _probe(conn, target, inbox, receipt_timeout)
         sub_id = f"requeue-{uuid.uuid4().hex[:8]}"
         conn.subscribe(source, sub_id, {"prefetch-count": "1"}, ack="client-individual")
-        _confirm(conn, f"read {dlq_prefix}{queue}", receipt_timeout)
+        _confirm(
+            conn, f"Cannot read {dlq_prefix}{queue}", "does the dead-letter queue exist?", receipt_timeout
+        )
         done, seen = 0, set()
         stopped: Literal["empty", "limit", "loop"] = "limit"
         while limit is None or done < limit:
@@ -97,10 +99,27 @@ def requeue(
 def _probe(
     conn: transport.Transport, target: str, inbox: queue_module.Queue[transport.Message], timeout: float
 ) -> None:
-    """Fail unless ``target`` exists: a short subscription that the broker refuses for a missing queue."""
+    """Fail unless ``target`` exists: a short subscription that the broker refuses for a missing queue.
+
+    An exclusive queue (DEFAULT_EXCLUSIVE_QUEUE) refuses the subscription as locked: it exists, and other
+    connections may still send to it, so the probe reconnects and lets the requeue go on.
+    """
     probe_id = f"probe-{uuid.uuid4().hex[:8]}"
+    queue = target.rsplit("/", 1)[-1]
     conn.subscribe(target, probe_id, {"prefetch-count": "1"}, ack="client-individual")
-    _confirm(conn, f"find the queue {target.rsplit('/', 1)[-1]}", timeout)
+    try:
+        _confirm(
+            conn,
+            f"Cannot requeue into the queue {queue}",
+            "give the consumer's queue name, not DLQ.<name>",
+            timeout,
+        )
+    except exceptions.BrokerRejected as exc:
+        if "resource_locked" not in str(exc).lower():
+            raise
+        conn.disconnect()
+        conn.connect()
+        return
     conn.unsubscribe(probe_id)
     while True:
         try:
@@ -109,13 +128,19 @@ def _probe(
             return
 
 
-def _confirm(conn: transport.Transport, what: str, timeout: float) -> None:
+def _confirm(conn: transport.Transport, what: str, hint: str, timeout: float = 30.0) -> None:
     """Frames are handled in order: a RECEIPT for a SEND proves every earlier frame was accepted."""
     receipt = transport.new_receipt_id()
-    conn.send(f"/topic/outboxctl.probe.{receipt}", "", {}, receipt=receipt)
-    if receipt not in conn.wait_for_receipts([receipt], timeout) or not conn.is_connected():
-        error = getattr(conn, "last_error", None) or "no receipt"
-        raise exceptions.BrokerRejected(f"The broker refused to {what} ({error}): check the queue name.")
+    try:
+        conn.send(f"/topic/outboxctl.probe.{receipt}", "", {}, receipt=receipt)
+        confirmed = receipt in conn.wait_for_receipts([receipt], timeout) and conn.is_connected()
+    except exceptions.TransportConnectionError:
+        confirmed = False  # the ERROR frame closed the connection before the probe went out
+    error = getattr(conn, "last_error", None)
+    if not confirmed:
+        if error is None and not conn.is_connected():
+            raise exceptions.ConnectionClosed(f"{what}: the broker connection was lost.")
+        raise exceptions.BrokerRejected(f"{what}: the broker refused it ({error or 'no receipt'}); {hint}.")
 
 
 def _give_back(conn: transport.Transport, message: transport.Message) -> None:

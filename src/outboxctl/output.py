@@ -161,4 +161,5 @@ def setup_logging(verbosity: int) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     _state["verbosity"] = verbosity
-    logging.getLogger("stomp").setLevel(logging.WARNING if verbosity < 2 else logging.NOTSET)
+    # stomp.py logs its own socket errors (with tracebacks); transport.py turns them into our exceptions.
+    logging.getLogger("stomp").setLevel(logging.CRITICAL if verbosity < 2 else logging.NOTSET)
