@@ -100,14 +100,17 @@ def root(
     output.setup_logging(verbose)
 
 
-app.command("publish")(publish.publish)
-app.command("subscribe")(subscribe.subscribe)
-app.command("inspect")(inspect.inspect)
-app.command("replay")(replay.replay)
-app.add_typer(dead_letter.app, name="dead-letter")
-app.command("purge")(purge.purge)
-app.command("check")(check.check)
-app.command("config")(config.show)
+for name, command in (
+    ("publish", publish.publish),
+    ("subscribe", subscribe.subscribe),
+    ("inspect", inspect.inspect),
+    ("replay", replay.replay),
+    ("purge", purge.purge),
+    ("check", check.check),
+    ("config", config.show),
+):
+    app.command(name, help=output.help_text(command.__doc__))(command)
+app.add_typer(dead_letter.app, name="dead-letter", help=output.help_text(dead_letter.park.__doc__))
 
 
 def main() -> None:

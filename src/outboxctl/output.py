@@ -6,6 +6,7 @@ Secrets registered with ``add_secret`` are replaced by ``********`` in every err
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import sys
@@ -69,6 +70,18 @@ def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any
     for row in rows:
         out.add_row(*(cell if isinstance(cell, Text) else escape(cell_text(cell)) for cell in row))
     return out
+
+
+def help_text(doc: str | None) -> str:
+    """A docstring as command help: prose paragraphs joined into one line each (Rich keeps single line
+    breaks), indented example lines kept as they are."""
+    paragraphs = inspect.cleandoc(doc or "").split("\n\n")
+    out = []
+    for paragraph in paragraphs:
+        lines = paragraph.splitlines()
+        keep = any(line.startswith("  ") for line in lines)
+        out.append(paragraph if keep else " ".join(line.strip() for line in lines))
+    return "\n\n".join(out)
 
 
 def cell_text(value: Any) -> str:

@@ -48,7 +48,9 @@ def parse_uuid(text: str) -> uuid.UUID:
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout (stable keys, nothing else).")]
 IdsOpt = Annotated[
     list[uuid.UUID] | None,
-    typer.Option("--id", parser=parse_uuid, metavar="UUID", help="A row id (repeat for several).", show_default=False),
+    typer.Option(
+        "--id", parser=parse_uuid, metavar="UUID", help="A row id (repeat for several).", show_default=False
+    ),
 ]
 DestinationOpt = Annotated[
     str | None,

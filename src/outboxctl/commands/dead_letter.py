@@ -75,12 +75,16 @@ def park(
     )
 
 
-@app.command("requeue")
 @errors.handled
 def requeue(
     ctx: typer.Context,
-    queue: Annotated[str, typer.Argument(help="The queue whose DLQ.<queue> to empty back into it.")],
-    limit: params.LimitOpt = None,
+    queue: Annotated[
+        str, typer.Argument(metavar="QUEUE", help="The queue whose DLQ.<queue> to empty back into it.")
+    ],
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", "-n", min=1, help="Move at most this many messages.", show_default=False),
+    ] = None,
     idle_timeout: Annotated[
         float,
         typer.Option(
@@ -140,3 +144,6 @@ def requeue(
     output.stdout().print(
         f"{result.requeued} message(s) moved from {result.source} to {result.queue}; stopped: {why}."
     )
+
+
+app.command("requeue", help=output.help_text(requeue.__doc__))(requeue)

@@ -30,6 +30,8 @@ class Totals:
 
     def add(self, result: Any) -> None:
         self.batches += 1
+        if result is None:
+            return
         for name in ("published", "failed", "retried", "dead_lettered"):
             setattr(self, name, getattr(self, name) + int(getattr(result, name, 0) or 0))
 
@@ -64,7 +66,7 @@ def publish(
             min=1,
             max=10000,
             show_default=False,
-            help="Rows per batch [default: DEFAULT_PUBLISHED_CHUNK_SIZE].",
+            help="Rows per batch \\[default: DEFAULT_PUBLISHED_CHUNK_SIZE].",
         ),
     ] = None,
     poll_interval: Annotated[
@@ -73,7 +75,7 @@ def publish(
             "--poll-interval",
             min=0.01,
             show_default=False,
-            help="Seconds between polls when idle [default: DEFAULT_PRODUCER_WAITING_TIME].",
+            help="Seconds between polls when idle \\[default: DEFAULT_PRODUCER_WAITING_TIME].",
         ),
     ] = None,
     notify: Annotated[
@@ -81,7 +83,7 @@ def publish(
         typer.Option(
             "--notify/--no-notify",
             show_default=False,
-            help="Wake up on PostgreSQL NOTIFY as well as polling [default: DEFAULT_RELAY_NOTIFY].",
+            help="Wake up on PostgreSQL NOTIFY as well as polling \\[default: DEFAULT_RELAY_NOTIFY].",
         ),
     ] = None,
     as_json: params.JsonOpt = False,
@@ -114,16 +116,31 @@ def publish(
     )
     totals = Totals()
     with _status(output.interactive()) as show, shutdown.on_stop(engine.stop):
-        if once:
-            totals.batches, totals.published = 1, int(engine.run_once())
+        if once or until_empty:
+            # The first pass runs on its own, so a broker or database that is down fails fast (exit 3/4)
+            # instead of being retried by run()'s supervisor.
+            handled = engine.run_once()
+            if handled:
+                show(totals, getattr(engine, "last_batch", None))
+            if until_empty and handled and not getattr(engine, "stopping", False):
+                engine.run(until_empty=True, on_batch=lambda result: show(totals, result))
+            else:
+                _close(engine)
         else:
-            engine.run(until_empty=until_empty, on_batch=lambda result: show(totals, result))
+            engine.run(on_batch=lambda result: show(totals, result))
     if as_json:
         output.print_json(totals.report())
     elif once or until_empty:
         output.stdout().print(("Relayed one batch: " if once else "Outbox drained: ") + totals.line())
     else:
         output.note("Relay stopped: " + totals.line())
+
+
+def _close(engine: Any) -> None:
+    """Close the relay's broker connection after ``run_once()`` (``run()`` closes it by itself)."""
+    close = getattr(engine, "close", None) or getattr(getattr(engine, "producer", None), "close", None)
+    if callable(close):
+        close()
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ def purge(
             parser=params.parse_duration,
             metavar="AGE",
             show_default=False,
-            help="Rows added more than AGE ago: 90s, 30m, 12h, 30d, 2w [default: DAYS_TO_KEEP_DATA days].",
+            help="Rows added more than AGE ago: 90s, 30m, 12h, 30d, 2w \\[default: DAYS_TO_KEEP_DATA days].",
         ),
     ] = None,
     outbox: Annotated[
@@ -44,7 +44,7 @@ def purge(
             "--status",
             "-s",
             show_default=False,
-            help="Outbox rows in this status (repeatable) [default: published].",
+            help="Outbox rows in this status (repeatable) \\[default: published].",
         ),
     ] = None,
     include_unsent: Annotated[

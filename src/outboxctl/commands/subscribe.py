@@ -16,14 +16,22 @@ from outboxctl.commands import state
 def subscribe(
     ctx: typer.Context,
     callback: Annotated[
-        str, typer.Argument(help="Dotted path of the callback, e.g. myapp.callbacks.handle.")
+        str,
+        typer.Argument(metavar="CALLBACK", help="Dotted path of the callback, e.g. myapp.callbacks.handle."),
     ],
     destination: Annotated[
-        str, typer.Argument(help="STOMP destination, e.g. /topic/orders.v1 or /queue/jobs.")
+        str,
+        typer.Argument(
+            metavar="DESTINATION", help="STOMP destination, e.g. /topic/orders.v1 or /queue/jobs."
+        ),
     ],
     queue_name: Annotated[
         str | None,
-        typer.Argument(help="Queue to consume [default: derived from the destination].", show_default=False),
+        typer.Argument(
+            metavar="QUEUE",
+            help="Queue to consume \\[default: derived from the destination].",
+            show_default=False,
+        ),
     ] = None,
     as_json: params.JsonOpt = False,
 ) -> None:
