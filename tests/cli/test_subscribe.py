@@ -1,4 +1,4 @@
-"""``outboxctl subscribe``: the consumer's wiring (STAND-IN engine) and the real one (skipped until merged)."""
+"""``outboxctl subscribe``: the wiring (STAND-IN consumer) and the real consumer (skipped until merged)."""
 
 from __future__ import annotations
 
