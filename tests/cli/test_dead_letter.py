@@ -79,3 +79,62 @@ def test_dry_run_and_confirmation(cli) -> None:
 
 def test_nothing_selected(cli) -> None:
     assert cli("dead-letter", "--reason", "r", "--yes").exit_code == ExitCode.USAGE
+
+
+# --- dead-letter requeue (the broker side) ----------------------------------------------------------------
+
+
+@pytest.fixture
+def peer(outbox_settings, unique_name):
+    from tests.cli.peers import Peer
+
+    p = Peer(outbox_settings, unique_name)
+    yield p
+    p.close()
+
+
+@pytest.mark.broker
+def test_requeue_moves_dead_letters_back(cli, peer) -> None:
+    peer.dead_letter(2)
+    result = cli("dead-letter", "requeue", peer.name, "--yes", "--json", "--idle-timeout", "0.3")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "queue": peer.name,
+        "source": f"DLQ.{peer.name}",
+        "requeued": 2,
+        "stopped": "empty",
+    }
+    assert sorted(m.headers["dop-msg-id"] for m in peer.take(2)) == [f"{peer.name}-0", f"{peer.name}-1"]
+
+
+@pytest.mark.broker
+def test_requeue_asks_first_and_honours_limit(cli, peer) -> None:
+    peer.dead_letter(2)
+    declined = cli("dead-letter", "requeue", peer.name, input="n\n")
+    assert declined.exit_code == ExitCode.ERROR
+    assert f"Move messages from DLQ.{peer.name} back to {peer.name}?" in declined.stderr
+    limited = cli("dead-letter", "requeue", peer.name, "--limit", "1", input="y\n")
+    assert limited.exit_code == 0, limited.output
+    assert (
+        f"1 message(s) moved from DLQ.{peer.name} to {peer.name}; stopped: --limit reached." in limited.stdout
+    )
+
+
+@pytest.mark.broker
+def test_requeue_unknown_queue_is_an_error(cli, broker_available, unique_name) -> None:
+    result = cli("dead-letter", "requeue", unique_name, "--yes")
+    assert result.exit_code == ExitCode.ERROR
+    assert f"Cannot requeue into the queue {unique_name}" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_requeue_broker_down_exits_3(cli) -> None:
+    result = cli("dead-letter", "requeue", "orders", "--yes", env={"OUTBOXCTL_BROKER_HOSTS": "127.0.0.1:9"})
+    assert result.exit_code == ExitCode.BROKER_UNAVAILABLE
+    assert "Could not connect to the broker at 127.0.0.1:9" in result.stderr
+
+
+def test_requeue_takes_a_queue_name(cli) -> None:
+    result = cli("dead-letter", "requeue", "/queue/orders", "--yes")
+    assert result.exit_code == ExitCode.USAGE
+    assert "is not a queue name" in result.stderr

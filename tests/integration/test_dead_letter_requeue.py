@@ -8,58 +8,22 @@ from collections.abc import Iterator
 import pytest
 
 from django_outbox_pattern import conf, exceptions, operations, transport
+from tests.cli import peers
 
 pytestmark = pytest.mark.broker
-EXPIRES = {"x-expires": "120000"}  # test queues vanish two minutes after their last use
-
-
-class Peer:
-    """A consumer of ``<name>`` declared as the consumer declares it (dead-lettering to DLQ.<name>)."""
-
-    def __init__(self, settings: conf.OutboxSettings, name: str) -> None:
-        self.name, self.got = name, queue.Queue()
-        self.conn = transport.StompTransport(settings)
-        self.conn.connect()
-        self.conn.set_message_handler(self.got.put)
-        self.conn.subscribe(f"/queue/DLQ.{name}", "declare-dlq", EXPIRES, ack="client-individual")
-        self.conn.unsubscribe("declare-dlq")
-        headers = {
-            **EXPIRES,
-            "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": f"DLQ.{name}",
-            "prefetch-count": "10",
-        }
-        self.conn.subscribe(f"/queue/{name}", "q", headers, ack="client-individual")
-        barrier = transport.new_receipt_id()  # frames are handled in order: the queues exist after this
-        self.conn.send(f"/topic/{name}.barrier", "", {}, receipt=barrier)
-        assert self.conn.wait_for_receipts([barrier], 10) == {barrier}
-
-    def send(self, n: int) -> None:
-        receipts = [transport.new_receipt_id() for _ in range(n)]
-        for i, receipt in enumerate(receipts):
-            headers = {
-                "dop-msg-id": f"{self.name}-{i}",
-                "persistent": "true",
-                "content-type": "application/json",
-            }
-            self.conn.send(f"/amq/queue/{self.name}", f'{{"i": {i}}}', headers, receipt=receipt)
-        assert self.conn.wait_for_receipts(receipts, 10) == set(receipts)
-
-    def take(self, n: int) -> list[transport.Message]:
-        return [self.got.get(timeout=10) for _ in range(n)]
+EXPIRES = peers.EXPIRES
+Peer = peers.Peer
 
 
 @pytest.fixture
 def peer(outbox_settings: conf.OutboxSettings, unique_name: str) -> Iterator[Peer]:
     p = Peer(outbox_settings, unique_name)
     yield p
-    p.conn.disconnect()
+    p.close()
 
 
 def test_dead_letters_go_back_to_their_queue(peer: Peer, outbox_settings: conf.OutboxSettings) -> None:
-    peer.send(3)
-    for message in peer.take(3):
-        peer.conn.nack(message.ack_id, "q", requeue=False)  # the broker dead-letters them to DLQ.<name>
+    peer.dead_letter(3)
     result = operations.requeue(transport.StompTransport(outbox_settings), peer.name, idle_timeout=0.5)
     assert (result.requeued, result.stopped, result.source) == (3, "empty", f"DLQ.{peer.name}")
     again = peer.take(3)
