@@ -114,7 +114,7 @@ def _setup_django(module: str | None, database: dict[str, Any] | None) -> bool:
                 "Django is already set up: the configured database is ignored",
                 extra={"action": "database_ignored"},
             )
-        return
+        return False
     import django
     from django.conf import settings
 
