@@ -63,12 +63,31 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], **kwargs: Any) -> Table:
-    out = Table(title=title, title_justify="left", **kwargs)
-    for column in columns:
-        out.add_column(column, overflow="fold")
-    for row in rows:
-        out.add_row(*(cell if isinstance(cell, Text) else escape(cell_text(cell)) for cell in row))
+_NO_WRAP = {"id", "added", "message id", "msg_id", "available_at", "published_at"}
+
+
+def table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    listing: bool = False,
+    **kwargs: Any,
+) -> Table:
+    """A Rich table. Ids and times never wrap (they are copied and compared). A ``listing`` fills the width:
+    short columns stay on one line and the free-text ones share what is left."""
+    cells = [[cell if isinstance(cell, Text) else escape(cell_text(cell)) for cell in row] for row in rows]
+    out = Table(title=title, title_justify="left", expand=listing, **kwargs)
+    for index, column in enumerate(columns):
+        width = max([len(column)] + [len(str(row[index])) for row in cells])
+        if column.lower() in _NO_WRAP or (listing and width <= 12):
+            out.add_column(column, no_wrap=True, min_width=width)
+        elif listing:
+            out.add_column(column, overflow="fold", ratio=1, min_width=10)
+        else:
+            out.add_column(column, overflow="fold")
+    for row in cells:
+        out.add_row(*row)
     return out
 
 

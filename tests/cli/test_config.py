@@ -263,3 +263,17 @@ def test_hosts_forms() -> None:
 
     assert config._hosts(["a:1", ["b", 2]], fail) == [("a", 1), ("b", 2)]
     assert config._hosts("a:1, [::1]:61613", fail) == [("a", 1), ("[::1]", 61613)]
+
+
+@pytest.mark.parametrize("name", ["outboxctl.toml", "pyproject-snippet.toml"])
+def test_the_examples_are_valid(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OUTBOX_DB_PASSWORD", "x")
+    monkeypatch.setenv("OUTBOX_STOMP_PASSCODE", "y")
+    path = Path(__file__).resolve().parents[2] / "examples" / name
+    layer = config.load_file(path, "tool.outboxctl" if name.startswith("pyproject") else "")
+    assert layer.outbox["DEFAULT_PUBLISHED_CHUNK_SIZE"].value == 500
+    assert layer.outbox["DEFAULT_STOMP_PASSCODE"].value == "y"
+    if layer.database is not None:
+        assert layer.database["PASSWORD"] == "x" and layer.database["HOST"] == "db.internal"
+    else:
+        assert layer.settings_module == "mysite.settings"

@@ -141,3 +141,12 @@ def test_inbox_rows_and_lookup_by_message_id(cli) -> None:
     full = inspect_json(cli, "--inbox", "--id", rows[0].msg_id)
     assert full["row"]["id"] == str(rows[0].id) and full["row"]["body"] == {"n": 0}
     assert inspect_json(cli, "--inbox", "--id", str(rows[1].id))["row"]["msg_id"] == rows[1].msg_id
+
+
+def test_rows_on_a_narrow_terminal_keep_whole_ids(cli) -> None:
+    row = make_published(1, status=FAILED, destination="/topic/narrow", last_error="boom", retry=3)[0]
+    result = cli("inspect", "--failed", env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith(f"{row.id}  failed  ") and lines[1].endswith("3 attempts")
+    assert lines[2] == "  /topic/narrow · boom"

@@ -202,3 +202,12 @@ def test_real_subprocess_publish_stops_on_sigterm(outbox_settings, unique_name) 
             child.kill()
     assert child.returncode == 0, err
     assert "Relay stopped: published 2" in err
+
+
+def test_live_status_only_on_a_terminal(cli, relay_standin) -> None:
+    relay_standin.batches = [StandInBatch(published=3), StandInBatch(published=4)]
+    on_terminal = cli("publish", "--until-empty", env={"TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1"})
+    assert on_terminal.exit_code == 0, on_terminal.output
+    assert "relay: published 7" in on_terminal.stderr
+    piped = cli("publish", "--until-empty")
+    assert piped.stderr == ""

@@ -99,3 +99,16 @@ def test_bad_id_is_a_usage_error(cli) -> None:
     result = cli("replay", "--id", "nope")
     assert result.exit_code == ExitCode.USAGE
     assert "is not a row id" in result.output
+
+
+def test_progress_bar_only_on_a_terminal(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    from outboxctl.commands import _repair
+
+    monkeypatch.setattr(_repair, "PROGRESS_FROM", 2)
+    make_published(3, status=FAILED)
+    on_terminal = cli("replay", "--all", "--yes", env={"TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1"})
+    assert on_terminal.exit_code == 0, on_terminal.output
+    assert "Replayed" in on_terminal.stderr and "3/3" in on_terminal.stderr
+    make_published(3, status=FAILED)
+    piped = cli("replay", "--all", "--yes")
+    assert piped.exit_code == 0 and piped.stderr == ""

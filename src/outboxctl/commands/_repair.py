@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from outboxctl import errors, output
+from outboxctl import errors, output, views
 from outboxctl.exit_codes import ExitCode
 
 PROGRESS_FROM = 1000  # rows: smaller sets finish before a bar would help
@@ -32,12 +32,12 @@ def run(
         if as_json:
             return output.print_json({**report, "changed": 0, "sample": rows})
         if rows:
-            columns = [key for key in rows[0] if key not in ("last_error", "published_at", "available_at")]
-            output.stdout().print(
-                output.table(
-                    f"First {len(rows)} of {matched} rows", columns, [[r[c] for c in columns] for r in rows]
-                )
+            title = (
+                f"{matched} row(s), oldest first"
+                if len(rows) == matched
+                else f"First {len(rows)} of {matched}"
             )
+            views.rows(title, "outbox" if "attempts" in rows[0] else "inbox", rows)
         output.stdout().print(f"Dry run: {matched} row(s) would be {action}; nothing changed.")
         return None
     if matched == 0:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Group
-from rich.text import Text
 
-from outboxctl import bootstrap, errors, output, params
+from outboxctl import bootstrap, errors, output, params, views
 from outboxctl.commands import state
 from outboxctl.exit_codes import ExitCode
 
@@ -68,101 +65,19 @@ def inspect(
                 + ".",
                 ExitCode.ERROR,
             )
-        return _render_row(table, row, as_json)
+        return output.print_json({"table": table, "row": row}) if as_json else views.row(table, row)
     names = [name for name, on in (("failed", failed), ("pending", pending), ("published", published)) if on]
     statuses = tuple(operations.STATUS_BY_NAME[name] for name in names)
     if not (statuses or destination or since or limit or inbox):
         summary = {"outbox": operations.outbox_summary(), "inbox": operations.inbox_summary()}
-        return output.print_json(summary) if as_json else _render_summary(summary)
+        return output.print_json(summary) if as_json else views.summary(summary)
     selection = operations.Filter(
         statuses=statuses, destination=destination, since=since, limit=limit or DEFAULT_LIMIT
     )
     result = operations.list_rows(table, selection)
     if as_json:
         return output.print_json(result)
-    _render_rows(result)
-
-
-def _render_summary(summary: dict[str, Any]) -> None:
-    console = output.stdout()
-    out, inb = summary["outbox"], summary["inbox"]
-    counts = "  ".join(f"{name} {n}" for name, n in out["by_status"].items())
-    console.print(Text.assemble(("Outbox", "bold"), f"  {out['total']} rows: {counts}"))
-    oldest = out["oldest_pending"]
-    facts = [
-        f"oldest pending: {output.age(oldest['age_seconds'])} ({oldest['destination']}, {oldest['id']})"
-        if oldest
-        else "oldest pending: none",
-        f"due now: {out['due_now']}   in flight: {out['in_flight']}   retrying: {out['retrying']}"
-        f"   max attempts: {out['max_attempts']}",
-    ]
-    console.print(Text("\n".join(facts)))
-    if out["by_destination"]:
-        rows: list[tuple[Any, ...]] = [
-            (d["destination"], d["pending"], d["failed"], d["published"], d["total"])
-            for d in out["by_destination"]
-        ]
-        console.print(
-            output.table(
-                _more("By destination", out), ("Destination", "Pending", "Failed", "Published", "Total"), rows
-            )
-        )
-    counts = "  ".join(f"{name} {n}" for name, n in inb["by_status"].items())
-    console.print(Text.assemble("\n", ("Inbox", "bold"), f"  {inb['total']} rows: {counts}"))
-    if inb["total"]:
-        console.print(
-            f"oldest: {output.cell_text(inb['oldest'])}   newest: {output.cell_text(inb['newest'])}"
-        )
-        rows = [
-            (d["destination"] or "-", d["processed"], d["failed"], d["total"]) for d in inb["by_destination"]
-        ]
-        console.print(
-            output.table(_more("By destination", inb), ("Destination", "Processed", "Failed", "Total"), rows)
-        )
-
-
-def _more(title: str, part: dict[str, Any]) -> str:
-    shown = len(part["by_destination"])
-    return title if shown == part["destinations"] else f"{title} (top {shown} of {part['destinations']})"
-
-
-def _render_rows(result: dict[str, Any]) -> None:
-    rows = result["rows"]
     title = (
-        f"{result['table'].capitalize()}: {len(rows)} of {result['matching']} matching rows (newest first)"
+        f"{table.capitalize()}: {len(result['rows'])} of {result['matching']} matching rows (newest first)"
     )
-    if result["table"] == "outbox":
-        columns: tuple[str, ...] = ("Id", "Destination", "Status", "Attempts", "Added", "Last error")
-        cells: list[tuple[Any, ...]] = [
-            (
-                r["id"],
-                r["destination"],
-                output.status(r["status"]),
-                r["attempts"],
-                r["added"],
-                _short(r["last_error"]),
-            )
-            for r in rows
-        ]
-    else:
-        columns = ("Id", "Message id", "Destination", "Status", "Added")
-        cells = [
-            (r["id"], r["msg_id"], r["destination"], output.status(r["status"]), r["added"]) for r in rows
-        ]
-    output.stdout().print(output.table(title, columns, cells))
-
-
-def _short(text: str, width: int = 60) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _render_row(table: str, row: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        return output.print_json({"table": table, "row": row})
-    cells = [
-        (key, json.dumps(value, indent=2, default=str) if isinstance(value, (dict, list)) else value)
-        for key, value in row.items()
-    ]
-    grid = output.table(f"{table.capitalize()} row {row['id']}", ("Field", "Value"), cells, show_lines=False)
-    output.stdout().print(Group(grid))
+    views.rows(title, table, result["rows"])

@@ -102,11 +102,11 @@ def purge(
     }
     if dry_run and not as_json:
         rows = [(t, n, ", ".join(statuses) if t == "outbox" else "any") for t, n in plans.items()]
-        output.stdout().print(
-            output.table(
-                f"Rows added before {output.cell_text(now - age)} UTC", ("Table", "Rows", "Statuses"), rows
-            )
+        console = output.stdout()
+        console.print(
+            f"Rows added before {output.cell_text(now - age)} UTC ({output.age(age.total_seconds())} ago):"
         )
+        console.print(output.table(None, ("Table", "Rows", "Statuses"), rows))
 
     def execute(advance: Any) -> int:
         return sum(
