@@ -35,7 +35,7 @@ def rows(title: str, table: str, items: list[dict[str, Any]], console: Console |
         return
     if table == "outbox":
         columns: tuple[str, ...] = ("Id", "Destination", "Status", "Attempts", "Age", "Last error")
-        cells = [
+        cells: list[tuple[Any, ...]] = [
             (
                 r["id"],
                 r["destination"],
