@@ -90,7 +90,7 @@ def summary(data: dict[str, Any]) -> None:
         highlight=False,
     )
     if out["by_destination"]:
-        cells = [
+        cells: list[tuple[Any, ...]] = [
             (d["destination"], d["pending"], d["failed"], d["published"], d["total"])
             for d in out["by_destination"]
         ]
