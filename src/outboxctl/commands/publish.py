@@ -48,7 +48,7 @@ class Totals:
         r = self.report()
         return (
             f"published {r['published']}  failed {r['failed']}  retried {r['retried']}  dead-lettered "
-            f"{r['dead_lettered']}  ({r['rate_per_second']}/s, {r['batches']} batches)"
+            f"{r['dead_lettered']}  ({r['rate_per_second']}/s, batches {r['batches']})"
         )
 
 
