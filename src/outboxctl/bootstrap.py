@@ -10,6 +10,7 @@ global settings are left alone and the resolved settings are passed to the engin
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import os
 import sys
@@ -122,6 +123,13 @@ def _setup_django(module: str | None, database: dict[str, Any] | None) -> bool:
         _ensure_mysql_driver()
     if module:
         os.environ["DJANGO_SETTINGS_MODULE"] = module
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise config.ConfigFileError(
+                f"Cannot import the settings module {module!r} ({exc}): is its directory on the path? "
+                "Add --pythonpath DIR (or pythonpath = [...] in the config file)."
+            ) from None
         if database is not None:
             settings.DATABASES = {**settings.DATABASES, "default": database}
     elif not settings.configured:

@@ -250,3 +250,26 @@ def test_no_database_configured_exits_2(tmp_path: Path) -> None:
     done = run_cli("inspect", env=standalone_env(), cwd=tmp_path, settings=False)
     assert done.returncode == ExitCode.USAGE
     assert "No database is configured" in done.stderr
+
+
+def test_pythonpath_and_a_project_settings_module(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "opsettings.py").write_text(
+        "from tests.settings import *  # noqa\n"
+        'DJANGO_OUTBOX_PATTERN = {**DJANGO_OUTBOX_PATTERN, "DEFAULT_STOMP_VHOST": "from-module"}\n',
+        encoding="utf-8",
+    )
+    env = child_env()
+    done = run_cli(
+        "--pythonpath", str(project), "--settings", "opsettings", "config", "--json", env=env, settings=False
+    )
+    assert done.returncode == 0, done.stderr
+    vhost = json.loads(done.stdout)["settings"]["DEFAULT_STOMP_VHOST"]
+    assert vhost == {"value": "from-module", "source": "django settings opsettings"}
+    missing = run_cli("--settings", "opsettings", "config", env=env, settings=False)
+    assert missing.returncode == ExitCode.USAGE
+    assert (
+        "Cannot import the settings module 'opsettings'" in missing.stderr
+        and "--pythonpath" in missing.stderr
+    )
