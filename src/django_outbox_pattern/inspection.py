@@ -164,6 +164,20 @@ def preview(table: Table, qs: models.QuerySet[Any], limit: int = 20) -> list[dic
     return [_row(table, obj, full=False) for obj in qs.order_by("added", "id")[:limit]]
 
 
+def id_states(ids: list[Any], *, now: datetime | None = None) -> dict[str, str]:
+    """Each outbox id's state: its status name, ``in flight`` (a relay holds it now) or ``not found``."""
+    now = now or timezone.now()
+    found = {
+        str(pk): "in flight"
+        if status == StatusChoice.SCHEDULE and locked_by and available_at > now
+        else OUTBOX_STATUS.get(status, str(status))
+        for pk, status, locked_by, available_at in Published.objects.filter(id__in=ids).values_list(
+            "id", "status", "locked_by", "available_at"
+        )
+    }
+    return {str(pk): found.get(str(pk), "not found") for pk in ids}
+
+
 def get_row(table: Table, key: str) -> dict[str, Any] | None:
     """One row in full: by id, or for the inbox also by ``msg_id``."""
     model = _model(table)

@@ -138,3 +138,11 @@ def test_requeue_takes_a_queue_name(cli) -> None:
     result = cli("dead-letter", "requeue", "/queue/orders", "--yes")
     assert result.exit_code == ExitCode.USAGE
     assert "is not a queue name" in result.stderr
+
+
+def test_ids_in_flight_are_explained(cli) -> None:
+    leased = make_published(1, locked_by="relay-1", available_at=timezone.now() + timedelta(minutes=1))[0]
+    result = cli("dead-letter", "--id", str(leased.id), "--reason", "r", "--yes")
+    assert result.exit_code == 0
+    assert f"Skipping {leased.id}: it is in flight (only pending rows are changed)." in result.stderr
+    assert "Nothing to do" in result.stderr

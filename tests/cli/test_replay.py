@@ -112,3 +112,12 @@ def test_progress_bar_only_on_a_terminal(cli, monkeypatch: pytest.MonkeyPatch) -
     make_published(3, status=FAILED)
     piped = cli("replay", "--all", "--yes")
     assert piped.exit_code == 0 and piped.stderr == ""
+
+
+def test_ids_that_are_not_failed_are_explained(cli) -> None:
+    pending = make_published(1, status=PENDING)[0]
+    missing = "00000000-0000-0000-0000-0000000000aa"
+    result = cli("replay", "--id", str(pending.id), "--id", missing, "--yes")
+    assert result.exit_code == 0
+    assert f"Skipping {pending.id}: it is pending (only failed rows are changed)." in result.stderr
+    assert f"Skipping {missing}: it is not found" in result.stderr

@@ -77,3 +77,10 @@ def require_selection(select_all: bool, *selectors: Any) -> None:
             "Give --id, --destination or --since, or --all for every row.",
             ExitCode.USAGE,
         )
+
+
+def explain_skipped(states: dict[str, str], wanted: str) -> None:
+    """On stderr: the given ids a repair will not touch, and why (``wanted`` is the state it acts on)."""
+    for key, state in states.items():
+        if state != wanted:
+            output.note(f"Skipping {key}: it is {state} (only {wanted} rows are changed).")

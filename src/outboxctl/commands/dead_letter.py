@@ -58,6 +58,8 @@ def park(
     from django_outbox_pattern import operations
 
     selection = operations.Filter(ids=tuple(ids or ()), destination=destination, since=since, limit=limit)
+    if ids:
+        _repair.explain_skipped(operations.id_states(list(ids)), "pending")
     qs = operations.parkable(selection)
     matched = min(qs.count(), limit) if limit else qs.count()
     _repair.run(
