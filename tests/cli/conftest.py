@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
+
+from tests.cli.factories import make_published, make_received  # noqa: F401 - re-exported for the tests
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,42 +45,6 @@ def cli() -> Any:
         return runner.invoke(app, list(args), input=input, env=env, prog_name="outboxctl")
 
     return invoke
-
-
-def make_published(
-    n: int = 1,
-    *,
-    status: int = 1,
-    destination: str = "/topic/cli",
-    age: timedelta | None = None,
-    **fields: Any,
-) -> list[Any]:
-    """Outbox rows with a status and (optionally) an age, written directly (no decorator involved)."""
-    from django.utils import timezone
-
-    from django_outbox_pattern.models import Published
-
-    rows = [
-        Published.objects.create(destination=destination, body={"n": i}, status=status, **fields)
-        for i in range(n)
-    ]
-    if age is not None:
-        Published.objects.filter(id__in=[r.id for r in rows]).update(added=timezone.now() - age)
-    return rows
-
-
-def make_received(n: int = 1, *, destination: str = "/topic/in", age: timedelta | None = None) -> list[Any]:
-    from django.utils import timezone
-
-    from django_outbox_pattern.models import Received
-
-    rows = [
-        Received.objects.create(msg_id=uuid.uuid4().hex, headers={"destination": destination}, body={"n": i})
-        for i in range(n)
-    ]
-    if age is not None:
-        Received.objects.filter(id__in=[r.id for r in rows]).update(added=timezone.now() - age)
-    return rows
 
 
 def child_env(**extra: str) -> dict[str, str]:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django_outbox_pattern import operations
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
-from tests.cli.conftest import make_published
+from tests.cli.factories import make_published
 
 pytestmark = pytest.mark.django_db
 URL = "admin:django_outbox_pattern_published_changelist"
