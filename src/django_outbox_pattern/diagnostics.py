@@ -48,6 +48,29 @@ def run_checks(
     return results
 
 
+def preflight(
+    settings: conf.OutboxSettings,
+    *,
+    transport_factory: Callable[[conf.OutboxSettings], transport.Transport] | None = None,
+) -> None:
+    """Fail fast before a one-shot run: StorageError if the outbox table cannot be read, ConnectionFailed
+    if the broker refuses a connection (the relay's own supervisor would wait for both instead)."""
+    from django.db import DatabaseError
+
+    from django_outbox_pattern.models import Published
+
+    try:
+        Published.objects.exists()
+    except DatabaseError as exc:
+        raise exceptions.StorageError(
+            f"Cannot read the outbox table: {_one_line(exc)}. "
+            "Is the database up, and are the migrations applied?"
+        ) from exc
+    conn = (transport_factory or transport.StompTransport)(settings)
+    conn.connect()
+    conn.disconnect()
+
+
 def check_configuration() -> CheckResult:
     from django.core import checks
 

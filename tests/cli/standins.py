@@ -1,8 +1,8 @@
 """STAND-INS for the relay and consumer engines (``django_outbox_pattern.relay`` / ``.consumer``).
 
 They exist because those engines are written in parallel branches. They follow the agreed API
-(``build_relay(settings, *, chunk_size, poll_interval, notify) -> Relay`` with ``run(until_empty, on_batch)``,
-``run_once()``, ``stop()``; ``build_consumer(callback, destination, queue_name, *, settings) -> Consumer``
+(``build_relay(settings, *, chunk_size, poll_interval, notify) -> Relay`` with ``run(until_empty, on_batch)``
+and ``stop()``; ``build_consumer(callback, destination, queue_name, *, settings) -> Consumer``
 with ``run()``, ``stop()``, ``stats``) and replace only ``build_relay`` / ``build_consumer``, so these tests
 check outboxctl's wiring (flags, signals, output, exit codes). The real engines are exercised by the tests
 marked ``needs_relay`` / ``needs_consumer``, which are skipped until the branches are merged.
@@ -42,20 +42,14 @@ class StandInRelay:
         self.batches, self.error, self.sigterm_self = list(batches), error, sigterm_self
         self.calls: list[str] = []
         self.stopped = threading.Event()
-        self.last_batch: StandInBatch | None = None
-
-    def run_once(self) -> int:
-        self.calls.append("run_once")
-        if self.error is not None:
-            raise self.error
-        self.last_batch = self.batches.pop(0) if self.batches else None
-        return self.last_batch.published if self.last_batch else 0
 
     def run(self, *, until_empty: bool = False, on_batch: Callable[[Any], None] | None = None) -> None:
         self.calls.append(f"run(until_empty={until_empty})")
         if self.error is not None:
             raise self.error
         for batch in self.batches:
+            if self.stopped.is_set():
+                break
             if on_batch is not None:
                 on_batch(batch)
         if until_empty:
@@ -67,9 +61,6 @@ class StandInRelay:
     def stop(self) -> None:
         self.calls.append("stop")
         self.stopped.set()
-
-    def close(self) -> None:
-        self.calls.append("close")
 
 
 class StandInConsumer:

@@ -18,10 +18,12 @@ from outboxctl.exit_codes import ExitCode
 from tests.cli.conftest import child_env, make_published, needs_relay, run_cli
 from tests.cli.standins import StandInBatch
 
+pytestmark = pytest.mark.django_db  # --once / --until-empty read the outbox table before running
+
 # --- wiring, with the STAND-IN relay ------------------------------------------------------------------------
 
 
-def test_flags_reach_the_relay_and_the_settings(cli, relay_standin) -> None:
+def test_flags_reach_the_relay_and_the_settings(cli, relay_standin, broker_available) -> None:
     result = cli("publish", "--once", "--chunk-size", "7", "--poll-interval", "0.5", "--no-notify")
     assert result.exit_code == 0, result.output
     settings = relay_standin.args[0]
@@ -32,13 +34,13 @@ def test_flags_reach_the_relay_and_the_settings(cli, relay_standin) -> None:
     assert relay_standin.kwargs == {"chunk_size": 7, "poll_interval": 0.5, "notify": False}
 
 
-def test_defaults_pass_none(cli, relay_standin) -> None:
+def test_defaults_pass_none(cli, relay_standin, broker_available) -> None:
     assert cli("publish", "--once").exit_code == 0
     assert relay_standin.kwargs == {"chunk_size": None, "poll_interval": None, "notify": None}
 
 
-def test_once_runs_one_pass_and_closes(cli, relay_standin) -> None:
-    relay_standin.batches = [StandInBatch(published=5, failed=1, retried=1)]
+def test_once_stops_after_the_first_batch(cli, relay_standin, broker_available) -> None:
+    relay_standin.batches = [StandInBatch(published=5, failed=1, retried=1), StandInBatch(published=9)]
     result = cli("publish", "--once", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -52,10 +54,10 @@ def test_once_runs_one_pass_and_closes(cli, relay_standin) -> None:
         "elapsed_seconds",
         "rate_per_second",
     }
-    assert relay_standin.built.calls == ["run_once", "close"]
+    assert relay_standin.built.calls == ["run(until_empty=True)", "stop"]
 
 
-def test_until_empty_sums_every_batch(cli, relay_standin) -> None:
+def test_until_empty_sums_every_batch(cli, relay_standin, broker_available) -> None:
     relay_standin.batches = [
         StandInBatch(published=3),
         StandInBatch(published=2, dead_lettered=1),
@@ -65,14 +67,22 @@ def test_until_empty_sums_every_batch(cli, relay_standin) -> None:
     assert result.exit_code == 0, result.output
     assert "Outbox drained: published 9" in result.stdout
     assert "dead-lettered 1" in result.stdout
-    assert relay_standin.built.calls == ["run_once", "run(until_empty=True)"]
+    assert relay_standin.built.calls == ["run(until_empty=True)"]
 
 
-def test_until_empty_with_nothing_due(cli, relay_standin) -> None:
+def test_until_empty_with_nothing_due(cli, relay_standin, broker_available) -> None:
     result = cli("publish", "--until-empty", "--json")
     assert result.exit_code == 0
     assert json.loads(result.stdout)["published"] == 0
-    assert relay_standin.built.calls == ["run_once", "close"]
+    assert relay_standin.built.calls == ["run(until_empty=True)"]
+
+
+@pytest.mark.parametrize("mode", ["--once", "--until-empty"])
+def test_one_shot_runs_fail_fast_when_the_broker_is_down(cli, relay_standin, mode: str) -> None:
+    result = cli("publish", mode, env={"OUTBOXCTL_BROKER_HOSTS": "127.0.0.1:9"})
+    assert result.exit_code == ExitCode.BROKER_UNAVAILABLE
+    assert "Could not connect to the broker at 127.0.0.1:9" in result.stderr
+    assert relay_standin.built is None  # the relay was never built
 
 
 def test_sigterm_stops_the_relay_gracefully(cli, relay_standin) -> None:
@@ -103,7 +113,7 @@ def test_once_and_until_empty_exclude_each_other(cli, relay_standin) -> None:
 )
 def test_engine_errors_become_exit_codes(cli, relay_standin, error, code, text) -> None:
     relay_standin.error = error
-    result = cli("publish", "--once")
+    result = cli("publish")
     assert result.exit_code == code
     assert text in result.stderr
     assert "Traceback" not in result.output
@@ -112,8 +122,8 @@ def test_engine_errors_become_exit_codes(cli, relay_standin, error, code, text) 
 
 def test_traceback_only_with_vv(cli, relay_standin) -> None:
     relay_standin.error = RuntimeError("boom")
-    assert "Traceback" in cli("-vv", "publish", "--once").stderr
-    assert "Traceback" not in cli("-v", "publish", "--once").stderr
+    assert "Traceback" in cli("-vv", "publish").stderr
+    assert "Traceback" not in cli("-v", "publish").stderr
 
 
 def test_bad_chunk_size_is_a_usage_error(cli, relay_standin) -> None:
@@ -204,7 +214,7 @@ def test_real_subprocess_publish_stops_on_sigterm(outbox_settings, unique_name) 
     assert "Relay stopped: published 2" in err
 
 
-def test_live_status_only_on_a_terminal(cli, relay_standin) -> None:
+def test_live_status_only_on_a_terminal(cli, relay_standin, broker_available) -> None:
     relay_standin.batches = [StandInBatch(published=3), StandInBatch(published=4)]
     on_terminal = cli("publish", "--until-empty", env={"TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1"})
     assert on_terminal.exit_code == 0, on_terminal.output

@@ -209,6 +209,9 @@ def test_fresh_sqlite_database_without_migrations_fails_check_with_5(tmp_path: P
     inspect = run_cli("inspect", env=standalone_env(), cwd=tmp_path, settings=False)
     assert inspect.returncode == ExitCode.DATABASE_UNAVAILABLE
     assert "migrate" in inspect.stderr
+    publish = run_cli("publish", "--until-empty", env=standalone_env(), cwd=tmp_path, settings=False)
+    assert publish.returncode == ExitCode.DATABASE_UNAVAILABLE  # fails fast instead of waiting for the table
+    assert "Cannot read the outbox table" in publish.stderr
     migrate = (
         "from outboxctl import bootstrap; bootstrap.setup(bootstrap.State()); "
         "from django.core.management import call_command; call_command('migrate', verbosity=0)"

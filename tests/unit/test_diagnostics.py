@@ -102,3 +102,14 @@ def test_tls_files_must_be_readable(tmp_path) -> None:
     assert "DEFAULT_STOMP_CERT_FILE=/nonexistent.pem" in results["tls"].detail
     ok = dataclasses.replace(settings, DEFAULT_STOMP_CERT_FILE=None)
     assert by_name(diagnostics.check_broker(ok, lambda s: MemoryTransport()))["tls"].status == "pass"
+
+
+@pytest.mark.django_db
+def test_preflight() -> None:
+    from django_outbox_pattern import exceptions
+
+    diagnostics.preflight(conf.OutboxSettings(), transport_factory=lambda s: MemoryTransport())
+    broker = MemoryBroker()
+    broker.down = True
+    with pytest.raises(exceptions.ConnectionFailed):
+        diagnostics.preflight(conf.OutboxSettings(), transport_factory=lambda s: MemoryTransport(broker))

@@ -30,8 +30,6 @@ class Totals:
 
     def add(self, result: Any) -> None:
         self.batches += 1
-        if result is None:
-            return
         for name in ("published", "failed", "retried", "dead_lettered"):
             setattr(self, name, getattr(self, name) + int(getattr(result, name, 0) or 0))
 
@@ -55,7 +53,9 @@ class Totals:
 @errors.handled
 def publish(
     ctx: typer.Context,
-    once: Annotated[bool, typer.Option("--once", help="Relay one batch, then exit.")] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="Stop after the first confirmed batch (or when nothing is due).")
+    ] = False,
     until_empty: Annotated[
         bool, typer.Option("--until-empty", help="Relay until nothing is due, then exit.")
     ] = False,
@@ -91,7 +91,9 @@ def publish(
     """Relay the outbox to the broker: each row is marked published only after the broker's RECEIPT.
 
     Runs until SIGTERM/Ctrl-C (the current batch finishes; a second signal exits at once with 130),
-    or with --once / --until-empty until the work is done. A live status shows on a terminal.
+    or with --once / --until-empty until the work is done: these check the database and the broker first and
+    fail at once (exit 4/3) when one is down, where the long-running relay waits for it. A live status shows
+    on a terminal.
 
     [bold]Examples[/bold]
 
@@ -107,6 +109,10 @@ def publish(
         "DEFAULT_RELAY_NOTIFY": (notify, "--notify/--no-notify"),
     }
     resolved = bootstrap.setup(state(ctx), flags)
+    if once or until_empty:
+        from django_outbox_pattern import diagnostics
+
+        diagnostics.preflight(resolved.outbox)  # a one-shot run fails fast (exit 3/4) instead of waiting
     try:
         from django_outbox_pattern import relay, shutdown  # type: ignore[attr-defined, unused-ignore]
     except ImportError as exc:  # the relay arrives with its own branch
@@ -116,31 +122,19 @@ def publish(
     )
     totals = Totals()
     with _status(output.interactive()) as show, shutdown.on_stop(engine.stop):
-        if once or until_empty:
-            # The first pass runs on its own, so a broker or database that is down fails fast (exit 3/4)
-            # instead of being retried by run()'s supervisor.
-            handled = engine.run_once()
-            if handled:
-                show(totals, getattr(engine, "last_batch", None))
-            if until_empty and handled and not getattr(engine, "stopping", False):
-                engine.run(until_empty=True, on_batch=lambda result: show(totals, result))
-            else:
-                _close(engine)
-        else:
-            engine.run(on_batch=lambda result: show(totals, result))
+
+        def on_batch(result: Any) -> None:
+            show(totals, result)
+            if once:
+                engine.stop()  # the batches already in flight still land before run() returns
+
+        engine.run(until_empty=once or until_empty, on_batch=on_batch)
     if as_json:
         output.print_json(totals.report())
     elif once or until_empty:
-        output.stdout().print(("Relayed one batch: " if once else "Outbox drained: ") + totals.line())
+        output.stdout().print(("Relayed: " if once else "Outbox drained: ") + totals.line())
     else:
         output.note("Relay stopped: " + totals.line())
-
-
-def _close(engine: Any) -> None:
-    """Close the relay's broker connection after ``run_once()`` (``run()`` closes it by itself)."""
-    close = getattr(engine, "close", None) or getattr(getattr(engine, "producer", None), "close", None)
-    if callable(close):
-        close()
 
 
 @contextlib.contextmanager
