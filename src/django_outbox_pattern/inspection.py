@@ -20,12 +20,12 @@ from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published, Received
 
 Table = Literal["outbox", "inbox"]
-OUTBOX_STATUS = {
+OUTBOX_STATUS: dict[int, str] = {
     StatusChoice.SCHEDULE: "pending",
     StatusChoice.FAILED: "failed",
     StatusChoice.SUCCEEDED: "published",
 }
-INBOX_STATUS = {
+INBOX_STATUS: dict[int, str] = {
     StatusChoice.SCHEDULE: "pending",
     StatusChoice.FAILED: "failed",
     StatusChoice.SUCCEEDED: "processed",
@@ -130,14 +130,14 @@ def inbox_summary(*, max_destinations: int = 50) -> dict[str, Any]:
     }
 
 
-def _by_status(qs: models.QuerySet[Any], names: dict[StatusChoice, str]) -> dict[str, int]:
+def _by_status(qs: models.QuerySet[Any], names: dict[int, str]) -> dict[str, int]:
     counts = {name: 0 for name in names.values()}
     for row in qs.values("status").annotate(n=Count("id")).order_by():
         counts[names.get(row["status"], str(row["status"]))] = row["n"]
     return counts
 
 
-def _by_destination(pairs: models.QuerySet[Any], names: dict[StatusChoice, str]) -> list[dict[str, Any]]:
+def _by_destination(pairs: models.QuerySet[Any], names: dict[int, str]) -> list[dict[str, Any]]:
     grouped: dict[str, dict[str, Any]] = {}
     for destination, status, n in pairs.annotate(n=Count("id")).order_by():
         key = "" if destination is None else str(destination)
