@@ -22,27 +22,54 @@ class _ReadOnly(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(Published)
 class PublishedAdmin(_ReadOnly):
-    list_display = ("id", "destination", "status", "retry", "added", "available_at", "published_at")
+    list_display = (
+        "id",
+        "destination",
+        "status",
+        "retry",
+        "added",
+        "available_at",
+        "published_at",
+        "last_error",
+    )
     list_filter = ("status", "destination", "added", "retry")
     search_fields = ("id", "destination")
     readonly_fields = [f.name for f in Published._meta.fields]
     date_hierarchy = "added"
     actions = ["replay", "dead_letter", "purge"]
 
-    @admin.action(description="Replay: send again (back to Schedule, attempts reset)")
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # deleting goes through the purge action, which keeps unsent rows
+
+    @admin.action(description="Replay: send again (failed rows back to Schedule, attempts reset)")
     def replay(self, request: HttpRequest, queryset: QuerySet[Published]) -> None:
-        count = operations.replay(queryset.values_list("id", flat=True))
-        self.message_user(request, f"{count} message(s) scheduled again.", messages.SUCCESS)
+        ids = list(queryset.values_list("id", flat=True))
+        count = operations.replay(ids)
+        self.message_user(
+            request, _summary(count, len(ids), "scheduled again", "were not failed"), messages.SUCCESS
+        )
 
-    @admin.action(description="Dead-letter: park as Failed so the relay skips them")
+    @admin.action(description="Dead-letter: park pending rows as Failed so the relay skips them")
     def dead_letter(self, request: HttpRequest, queryset: QuerySet[Published]) -> None:
-        count = operations.dead_letter(queryset.values_list("id", flat=True), reason="parked from the admin")
-        self.message_user(request, f"{count} message(s) parked as failed.", messages.SUCCESS)
+        ids = list(queryset.values_list("id", flat=True))
+        user = getattr(request, "user", None)
+        reason = f"parked from the admin by {getattr(user, 'get_username', lambda: 'an admin')()}"
+        count = operations.dead_letter(ids, reason=reason)
+        skipped = "were not pending or are in flight"
+        self.message_user(request, _summary(count, len(ids), "parked as failed", skipped), messages.SUCCESS)
 
-    @admin.action(description="Purge: delete (sent or failed rows only)")
+    @admin.action(description="Purge: delete (sent or failed rows only; unsent rows are kept)")
     def purge(self, request: HttpRequest, queryset: QuerySet[Published]) -> None:
-        count = operations.purge_outbox_ids(queryset.values_list("id", flat=True))
-        self.message_user(request, f"{count} message(s) deleted; unsent rows were kept.", messages.SUCCESS)
+        ids = list(queryset.values_list("id", flat=True))
+        count = operations.purge_outbox_ids(ids)
+        self.message_user(
+            request, _summary(count, len(ids), "deleted", "are unsent and were kept"), messages.SUCCESS
+        )
+
+
+def _summary(done: int, selected: int, verb: str, skipped: str) -> str:
+    text = f"{done} message(s) {verb}."
+    return text if done == selected else f"{text} {selected - done} {skipped}."
 
 
 @admin.register(Received)

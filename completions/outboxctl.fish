@@ -1,0 +1,1 @@
+complete --command outboxctl --no-files --arguments "(env _OUTBOXCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) outboxctl)" --condition "env _OUTBOXCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) outboxctl"

@@ -1,0 +1,100 @@
+"""``outboxctl check``: configuration, database and migrations, broker CONNECT/heart-beat/receipt, TLS."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any
+
+import typer
+
+from outboxctl import bootstrap, errors, output, params
+from outboxctl.commands import config, state
+from outboxctl.exit_codes import ExitCode
+
+MARKS = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "skip": "[dim]skip[/]"}
+
+
+@errors.handled
+def check(
+    ctx: typer.Context,
+    as_json: params.JsonOpt = False,
+    show_config: Annotated[
+        bool, typer.Option("--show-config", help="Also print the resolved configuration.")
+    ] = False,
+    skip_database: Annotated[
+        bool, typer.Option("--skip-database", help="Do not check the database.")
+    ] = False,
+    skip_broker: Annotated[bool, typer.Option("--skip-broker", help="Do not check the broker.")] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            min=0.1,
+            show_default=False,
+            help="Seconds to wait for CONNECTED and for the RECEIPT (overrides the settings).",
+        ),
+    ] = None,
+) -> None:
+    """Check the configuration, the database and its migrations, and the broker.
+
+    The broker checks: STOMP CONNECT (timed), heart-beat negotiation, a SEND with receipt to a throwaway
+    topic and its delivery back, and TLS when configured.
+
+    Exit code: 0 all passed; 4 the database is unreachable; else 3 the broker is unreachable; else 5 any
+    other check failed; 2 the configuration cannot be loaded at all. Usable as a readiness probe.
+
+    [bold]Examples[/bold]
+
+      outboxctl check
+      outboxctl check --json --timeout 3
+      outboxctl check --skip-database --show-config
+    """
+    flags = {
+        "DEFAULT_CONNECT_TIMEOUT": (timeout, "--timeout"),
+        "DEFAULT_RECEIPT_TIMEOUT": (timeout, "--timeout"),
+    }
+    resolved = bootstrap.setup(state(ctx), flags, database=not skip_database)
+    from django_outbox_pattern import diagnostics
+
+    results = diagnostics.run_checks(resolved.outbox, database=not skip_database, broker=not skip_broker)
+    code = exit_code(results)
+    if as_json:
+        report: dict[str, Any] = {
+            "ok": code is ExitCode.OK,
+            "exit_code": int(code),
+            "checks": [dataclasses.asdict(r) for r in results],
+        }
+        if show_config:
+            report["config"] = config.describe(resolved)
+        output.print_json(report)
+    else:
+        if show_config:
+            config.render(config.describe(resolved))
+        _render(results)
+    raise typer.Exit(int(code))
+
+
+def exit_code(results: list[Any]) -> ExitCode:
+    """4 if the database is unreachable, else 3 if the broker is, else 5 if anything failed, else 0."""
+    failed = [r for r in results if r.status == "fail"]
+    if any(r.unreachable == "database" for r in failed):
+        return ExitCode.DATABASE_UNAVAILABLE
+    if any(r.unreachable == "broker" for r in failed):
+        return ExitCode.BROKER_UNAVAILABLE
+    return ExitCode.CHECK_FAILED if failed else ExitCode.OK
+
+
+def _render(results: list[Any]) -> None:
+    from rich.text import Text
+
+    table = output.table(None, ("Check", "Result", "Time", "Detail"), [])
+    for r in results:
+        elapsed = f"{r.elapsed_ms:.1f} ms" if r.elapsed_ms is not None else ""
+        table.add_row(r.name, Text.from_markup(MARKS[r.status]), elapsed, Text(output.redact(r.detail)))
+    console = output.stdout()
+    console.print(table)
+    for r in results:
+        if r.status == "fail" and r.hint:
+            console.print(Text.assemble((f"{r.name}: ", "bold red"), output.redact(r.hint)))
+    failed = sum(r.status == "fail" for r in results)
+    console.print("All checks passed." if not failed else f"{failed} check(s) failed.")

@@ -1,0 +1,83 @@
+"""``outboxctl inspect``: the outbox and inbox at a glance, rows by filter, or one row in full."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from outboxctl import bootstrap, errors, output, params, views
+from outboxctl.commands import state
+from outboxctl.exit_codes import ExitCode
+
+DEFAULT_LIMIT = 20
+
+
+@errors.handled
+def inspect(
+    ctx: typer.Context,
+    failed: Annotated[bool, typer.Option("--failed", help="Failed (dead-lettered) rows.")] = False,
+    pending: Annotated[bool, typer.Option("--pending", help="Pending rows (not sent yet).")] = False,
+    published: Annotated[
+        bool, typer.Option("--published", help="Published (or, with --inbox, processed) rows.")
+    ] = False,
+    destination: params.DestinationOpt = None,
+    since: params.SinceOpt = None,
+    row_id: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            metavar="ID",
+            show_default=False,
+            help="Show one row in full (body, headers, last error); with --inbox also a message id.",
+        ),
+    ] = None,
+    limit: params.LimitOpt = None,
+    inbox: Annotated[
+        bool, typer.Option("--inbox", help="Inbox (received messages) instead of the outbox.")
+    ] = False,
+    as_json: params.JsonOpt = False,
+) -> None:
+    """Show the outbox and inbox at a glance, rows matching filters, or one row in full.
+
+    Without filters: counts by status and destination, the oldest pending message, attempts. With any filter
+    (or --inbox, --limit): the newest matching rows (20 unless --limit).
+
+    [bold]Examples[/bold]
+
+      outboxctl inspect
+      outboxctl inspect --failed --since 2h
+      outboxctl inspect --pending --destination '/topic/orders*' --limit 50 --json
+      outboxctl inspect --id 3f0c2a4e-...
+      outboxctl inspect --inbox --since 1d
+    """
+    bootstrap.setup(state(ctx))
+    from django_outbox_pattern import operations
+
+    table: Any = "inbox" if inbox else "outbox"
+    if row_id is not None:
+        row = operations.get_row(table, row_id)
+        if row is None:
+            errors.fail(
+                f"No {table} row with id {row_id}.",
+                "Find ids with `outboxctl inspect --limit 20`"
+                + ("" if inbox else " (add --inbox for received messages)")
+                + ".",
+                ExitCode.ERROR,
+            )
+        return output.print_json({"table": table, "row": row}) if as_json else views.row(table, row)
+    names = [name for name, on in (("failed", failed), ("pending", pending), ("published", published)) if on]
+    statuses = tuple(operations.STATUS_BY_NAME[name] for name in names)
+    if not (statuses or destination or since or limit or inbox):
+        summary = {"outbox": operations.outbox_summary(), "inbox": operations.inbox_summary()}
+        return output.print_json(summary) if as_json else views.summary(summary)
+    selection = operations.Filter(
+        statuses=statuses, destination=destination, since=since, limit=limit or DEFAULT_LIMIT
+    )
+    result = operations.list_rows(table, selection)
+    if as_json:
+        return output.print_json(result)
+    title = (
+        f"{table.capitalize()}: {len(result['rows'])} of {result['matching']} matching rows (newest first)"
+    )
+    views.rows(title, table, result["rows"])
