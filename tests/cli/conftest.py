@@ -86,17 +86,4 @@ def run_cli(
     )
 
 
-def has_module(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
-
-
 from tests.cli.standins import consumer_standin, relay_standin  # noqa: E402,F401 - fixtures (STAND-INS)
-
-needs_relay = pytest.mark.skipif(
-    not has_module("django_outbox_pattern.relay"), reason="needs relay/consumer branch"
-)
-needs_consumer = pytest.mark.skipif(
-    not has_module("django_outbox_pattern.consumer"), reason="needs relay/consumer branch"
-)

@@ -1,11 +1,11 @@
-"""STAND-INS for the relay and consumer engines (``django_outbox_pattern.relay`` / ``.consumer``).
+"""Stand-ins for the relay and consumer engines (``django_outbox_pattern.relay`` / ``.consumer``).
 
-They exist because those engines are written in parallel branches. They follow the agreed API
+They keep outboxctl's wiring tests fast and independent of the broker. They follow the engines' API
 (``build_relay(settings, *, chunk_size, poll_interval, notify) -> Relay`` with ``run(until_empty, on_batch)``
 and ``stop()``; ``build_consumer(callback, destination, queue_name, *, settings) -> Consumer``
 with ``run()``, ``stop()``, ``stats``) and replace only ``build_relay`` / ``build_consumer``, so these tests
-check outboxctl's wiring (flags, signals, output, exit codes). The real engines are exercised by the tests
-marked ``needs_relay`` / ``needs_consumer``, which are skipped until the branches are merged.
+check outboxctl's wiring (flags, signals, output, exit codes). The real engines run in the subprocess
+tests of test_publish.py / test_subscribe.py.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from django_outbox_pattern import conf, exceptions, transport
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
 from outboxctl.exit_codes import ExitCode
-from tests.cli.conftest import child_env, make_published, needs_relay, run_cli
+from tests.cli.conftest import child_env, make_published, run_cli
 from tests.cli.standins import StandInBatch
 
 pytestmark = pytest.mark.django_db  # --once / --until-empty read the outbox table before running
@@ -145,7 +145,6 @@ def listen(settings: conf.OutboxSettings, destination: str) -> tuple[transport.S
     return conn, got
 
 
-@needs_relay
 @pytest.mark.broker
 @pytest.mark.django_db(transaction=True)
 def test_real_relay_until_empty(cli, outbox_settings, unique_name) -> None:
@@ -160,7 +159,6 @@ def test_real_relay_until_empty(cli, outbox_settings, unique_name) -> None:
     conn.disconnect()
 
 
-@needs_relay
 @pytest.mark.django_db(transaction=True)
 def test_real_relay_broker_down_exits_3(cli) -> None:
     make_published(1)
@@ -168,7 +166,6 @@ def test_real_relay_broker_down_exits_3(cli) -> None:
     assert result.exit_code == ExitCode.BROKER_UNAVAILABLE, result.output
 
 
-@needs_relay
 @pytest.mark.broker
 @pytest.mark.django_db(transaction=True)
 def test_real_subprocess_publish_until_empty(outbox_settings, unique_name) -> None:
@@ -179,7 +176,6 @@ def test_real_subprocess_publish_until_empty(outbox_settings, unique_name) -> No
     assert set(Published.objects.values_list("status", flat=True)) == {StatusChoice.SUCCEEDED}
 
 
-@needs_relay
 @pytest.mark.broker
 @pytest.mark.django_db(transaction=True)
 def test_real_subprocess_publish_stops_on_sigterm(outbox_settings, unique_name) -> None:

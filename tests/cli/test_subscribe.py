@@ -13,7 +13,7 @@ import pytest
 from django_outbox_pattern import conf, exceptions, transport
 from django_outbox_pattern.models import Received
 from outboxctl.exit_codes import ExitCode
-from tests.cli.conftest import child_env, needs_consumer
+from tests.cli.conftest import child_env
 
 # --- wiring, with the STAND-IN consumer ---------------------------------------------------------------------
 
@@ -67,7 +67,6 @@ def test_missing_arguments_are_a_usage_error(cli, consumer_standin) -> None:
 # --- the real consumer (needs the consumer branch) ------------------------------------------------------
 
 
-@needs_consumer
 @pytest.mark.django_db
 def test_real_consumer_bad_callback(cli) -> None:
     result = cli("subscribe", "tests.cli.callbacks.nope", "/topic/x", "x")
@@ -75,13 +74,11 @@ def test_real_consumer_bad_callback(cli) -> None:
     assert "nope" in result.stderr
 
 
-@needs_consumer
 @pytest.mark.django_db
 def test_real_consumer_bad_destination(cli) -> None:
     assert cli("subscribe", "tests.cli.callbacks.record", "not-a-destination").exit_code == ExitCode.USAGE
 
 
-@needs_consumer
 @pytest.mark.broker
 @pytest.mark.django_db(transaction=True)
 def test_real_subprocess_subscribe_saves_and_stops_on_sigterm(outbox_settings, unique_name) -> None:

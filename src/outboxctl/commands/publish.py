@@ -113,10 +113,8 @@ def publish(
         from django_outbox_pattern import diagnostics
 
         diagnostics.preflight(resolved.outbox)  # a one-shot run fails fast (exit 3/4) instead of waiting
-    try:
-        from django_outbox_pattern import relay, shutdown  # type: ignore[attr-defined, unused-ignore]
-    except ImportError as exc:  # the relay arrives with its own branch
-        errors.fail(f"The relay is not available in this installation ({exc}).")
+    from django_outbox_pattern import relay, shutdown
+
     engine = relay.build_relay(
         resolved.outbox, chunk_size=chunk_size, poll_interval=poll_interval, notify=notify
     )

@@ -46,10 +46,8 @@ def subscribe(
       outboxctl --settings mysite.settings subscribe myapp.callbacks.on_job /queue/jobs
     """
     resolved = bootstrap.setup(state(ctx))
-    try:
-        from django_outbox_pattern import consumer, shutdown  # type: ignore[attr-defined, unused-ignore]
-    except ImportError as exc:  # the consumer arrives with its own branch
-        errors.fail(f"The consumer is not available in this installation ({exc}).")
+    from django_outbox_pattern import consumer, shutdown
+
     engine = consumer.build_consumer(callback, destination, queue_name, settings=resolved.outbox)
     output.note(
         f"Consuming {destination}" + (f" (queue {queue_name})" if queue_name else "") + "; Ctrl-C stops."

@@ -14,11 +14,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--once",
             "--until-empty",
-            dest="until_empty",
             action="store_true",
             help="Exit once no row is due instead of waiting for new ones.",
+        )
+        parser.add_argument(
+            "--once",
+            action="store_true",
+            help="Send one batch (and let batches already in flight land), then exit.",
         )
         parser.add_argument("--chunk-size", type=int, help="Rows per batch (DEFAULT_PUBLISHED_CHUNK_SIZE).")
         parser.add_argument(
@@ -46,8 +49,15 @@ class Command(BaseCommand):
                 poll_interval=options["poll_interval"],
                 notify=options["notify"],
             )
+            once = options["once"]
+
+            def on_batch(batch: relay.BatchResult) -> None:
+                count(batch)
+                if once:
+                    engine.stop()
+
             with shutdown.on_stop(engine.stop):
-                engine.run(until_empty=options["until_empty"], on_batch=count)
+                engine.run(until_empty=options["until_empty"] or once, on_batch=on_batch)
         except exceptions.OutboxError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(" ".join(f"{key}={value}" for key, value in totals.items()))
