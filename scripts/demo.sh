@@ -24,16 +24,16 @@ python manage.py migrate -v0
 echo "ok"
 
 say "2. start the consumer (callback shop.callbacks.ship, queue $QUEUE)"
-outboxctl subscribe shop.callbacks.ship /topic/orders.created "$QUEUE" >var/consumer.log 2>&1 &
+outboxctl -v subscribe shop.callbacks.ship /topic/orders.created "$QUEUE" >var/consumer.log 2>&1 &
 CONSUMER=$!
 cleanup() { kill -TERM "$CONSUMER" 2>/dev/null || true; wait "$CONSUMER" 2>/dev/null || true; }
 trap cleanup EXIT
 for _ in $(seq 1 100); do  # the queue must be bound before publishing to a /topic
-  grep -q "subscribed" var/consumer.log 2>/dev/null && break
+  grep -q "from queue" var/consumer.log 2>/dev/null && break
   kill -0 "$CONSUMER" 2>/dev/null || { cat var/consumer.log; exit 1; }
   sleep 0.1
 done
-grep -q "subscribed" var/consumer.log || { echo "consumer did not subscribe:"; cat var/consumer.log; exit 1; }
+grep -q "from queue" var/consumer.log || { echo "consumer did not subscribe:"; cat var/consumer.log; exit 1; }
 echo "consumer running (pid $CONSUMER)"
 
 say "3. save 5 orders: each save writes its outbox row in the same transaction"
@@ -53,7 +53,8 @@ echo "shipments recorded: $n"
 
 say "6. what arrived"
 outboxctl inspect --inbox
-python manage.py shell -c "
+python -c "
+import django; django.setup()
 from shop.models import Shipment
 for s in Shipment.objects.order_by('order_number'): print(f'  shipped {s.order_number} to {s.customer}')
 "

@@ -85,6 +85,7 @@ class _Tracker:
         self.receipts: set[str] = set()
         self.connected = False
         self.closed = False
+        self.closing = False  # we closed it on purpose: its on_disconnected is no news
         self.error: str | None = None
         self.error_receipt: str | None = None
         self.handler: MessageHandler | None = None
@@ -94,7 +95,7 @@ class _Tracker:
     def reset(self) -> None:
         with self.cond:
             self.receipts.clear()
-            self.connected = self.closed = False
+            self.connected = self.closed = self.closing = False
             self.error = self.error_receipt = None
 
     def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
@@ -142,7 +143,10 @@ class _Listener:
             self._t.connected = False
             self._t.closed = True
             self._t.cond.notify_all()
-        logger.info("Broker connection closed", extra={"action": "broker_disconnected"})
+        if self._t.closing:
+            logger.debug("Broker connection closed", extra={"action": "broker_disconnected"})
+        else:
+            logger.warning("Broker connection lost", extra={"action": "broker_connection_lost"})
 
     def on_heartbeat_timeout(self) -> None:
         logger.warning("Broker heartbeat timed out", extra={"action": "broker_heartbeat_timed_out"})
@@ -276,6 +280,7 @@ class StompTransport:
         self._hosts.append(self._hosts.pop(0))
 
     def _close_quietly(self, conn: Any) -> None:
+        self._tracker.closing = True
         with contextlib.suppress(Exception):
             conn.transport.stop_running = True
             conn.transport.running = False
@@ -292,6 +297,7 @@ class StompTransport:
         if conn is None:
             return
         t = self._tracker
+        t.closing = True
         try:
             if conn.is_connected() and not t.closed and t.error is None:
                 conn.disconnect()
