@@ -65,4 +65,9 @@ wait "$CONSUMER" && echo "consumer exited 0"
 trap - EXIT
 /usr/sbin/rabbitmqctl -q delete_queue "$QUEUE" >/dev/null 2>&1 || true
 /usr/sbin/rabbitmqctl -q delete_queue "DLQ.$QUEUE" >/dev/null 2>&1 || true
+say "8. the operator's tools on the demo data (dry runs change nothing)"
+outboxctl check
+outboxctl replay --all --dry-run
+outboxctl purge --older-than 0s --dry-run
+
 [ "$n" -ge 5 ] && say "demo finished: 5 orders saved, relayed, consumed exactly once"

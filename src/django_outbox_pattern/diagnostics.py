@@ -74,7 +74,7 @@ def preflight(
 def check_configuration() -> CheckResult:
     from django.core import checks
 
-    messages = checks.run_checks(tags=[TAG])
+    messages = [m for m in checks.run_checks(tags=[TAG]) if not m.is_silenced()]
     errors = [m for m in messages if m.level >= checks.ERROR]
     if errors:
         first = errors[0]
