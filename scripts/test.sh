@@ -44,6 +44,29 @@ stage "unit + cli (sqlite)" pytest_run sqlite unit $(existing tests/unit tests/c
 for db in ${OUTBOX_DBS:-sqlite postgres mysql}; do
   stage "integration ($db)" pytest_run "$db" "integration-$db" tests/integration "$@"
 done
+# The newest Django needs the newest Python: where a Python >= 3.12 is at hand (OUTBOX_NEWEST_PYTHON, or the
+# newest pyenv version), the unit and SQLite integration tests run once more in .venv-newest with it.
+newest_python() {
+  if [ -n "${OUTBOX_NEWEST_PYTHON:-}" ]; then echo "$OUTBOX_NEWEST_PYTHON"; return; fi
+  command -v pyenv >/dev/null || return 0
+  local v
+  v=$(pyenv versions --bare 2>/dev/null | grep -E '^3\.(1[2-9])\.[0-9]+$' | sort -V | tail -n 1)
+  [ -n "$v" ] && echo "$(pyenv root)/versions/$v/bin/python3"
+  return 0
+}
+NEWEST=$(newest_python)
+if [ -n "$NEWEST" ] && [ "${OUTBOX_SKIP_NEWEST:-}" != 1 ] && "$NEWEST" -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null; then
+  newest_stage() {
+    [ -x .venv-newest/bin/python ] || "$NEWEST" -m venv .venv-newest || return 1
+    .venv-newest/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]" >/dev/null || return 1
+    echo "Python $(.venv-newest/bin/python -c 'import sys; print(sys.version.split()[0])'), Django $(.venv-newest/bin/python -m django --version)"
+    OUTBOX_TEST_DB=sqlite OUTBOX_TEST_DB_NAME="outbox_newest" .venv-newest/bin/python -m pytest -q \
+      --junitxml="var/junit/newest-django-sqlite.xml" tests/unit tests/integration "$@" ${PYTEST_ARGS:-}
+  }
+  stage "newest Python and Django (sqlite)" newest_stage "$@"
+else
+  echo "(no Python >= 3.12 here: the newest-Django stage is skipped; this run tests $(python -m django --version))"
+fi
 if [ -d tests/faults ]; then
   stage "faults (postgres)" pytest_run postgres faults tests/faults "$@"
 fi

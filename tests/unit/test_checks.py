@@ -57,6 +57,7 @@ def test_sqlite_relaying_warns() -> None:
     assert ids(checks.check_database()) == expected
 
 
+@pytest.mark.django_db  # Django 6 runs database checks in `check` too
 def test_manage_py_check_fails_on_bad_settings() -> None:
     with (
         override_settings(DJANGO_OUTBOX_PATTERN={"DEFAULT_STOMP_USE_SSL": "maybe"}),
