@@ -45,6 +45,26 @@ def test_publish_until_empty_sends_everything_and_exits_0(
     assert statuses()[StatusChoice.SUCCEEDED] == 120
 
 
+def test_publish_once_sends_one_batch_and_exits_0(
+    outbox_settings: conf.OutboxSettings, unique_name: str
+) -> None:
+    destination = f"/queue/{unique_name}"
+    make_rows(destination, 30)
+    with QueueDrain(make_settings(), destination) as drain:
+        done = subprocess.run(
+            django_command("publish", "--once", "--chunk-size", "10", "--poll-interval", "0.1"),
+            env=subprocess_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        sent = statuses()[StatusChoice.SUCCEEDED]
+        assert len(drain.sync()) >= sent
+    assert 10 <= sent < 30, done.stdout  # one batch, plus at most the one already in flight
+    assert f"published={sent} failed=0 dead_lettered=0" in done.stdout
+
+
 def test_sigterm_mid_run_finishes_the_batch_exits_0_and_loses_nothing(
     outbox_settings: conf.OutboxSettings, unique_name: str
 ) -> None:
