@@ -1,0 +1,200 @@
+"""Consumer throughput (scenario 4) next to its two limits.
+
+Consumer: the real engine (``build_consumer``) with ``save_inbox`` as callback, which saves the inbox row
+inside ``transaction.atomic()``. The queue is declared by the consumer itself (a first run that processes
+warm-up messages), then filled with N messages, then drained by a second consumer: msgs/s from its start
+to the N-th callback. Raw limit: receive + ack the same kind of messages with client-individual acks and
+the same prefetch, no database. Db-only limit: ``save_inbox`` on Payload-like objects in a plain loop,
+no broker.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from bench import broker
+from bench.context import Context
+from bench.procs import BenchError
+from bench.results import Figures
+from bench.stats import rate
+
+WARMUP_HEADER = "bench-kind"
+START_TIMEOUT_S = 60.0
+
+# --- in the worker -----------------------------------------------------------------------------------
+
+
+class _Progress:
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.count = 0
+        self.warm = threading.Event()
+        self.done = threading.Event()
+        self.done_at = 0.0
+
+    def hit(self, headers: Any) -> None:
+        if headers.get(WARMUP_HEADER) == "warmup":
+            self.warm.set()
+            return
+        self.count += 1
+        if self.count >= self.target:
+            self.done_at = time.perf_counter()
+            self.done.set()
+
+
+_progress = _Progress(0)
+
+
+def save_inbox(payload: Any) -> None:
+    """The benchmark callback: record the message in the inbox, in a transaction."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        payload.save()
+    _progress.hit(payload.headers)
+
+
+class FakePayload:
+    """What ``Payload.save()`` does, without a broker: insert the Received row, ack after commit."""
+
+    def __init__(self, headers: dict[str, str], body: Any) -> None:
+        self.headers = headers
+        self.body = body
+        self.acked = False
+
+    def save(self) -> None:
+        from django.db import transaction
+
+        from django_outbox_pattern.models import Received
+
+        Received.objects.create(msg_id=self.headers["dop-msg-id"], headers=self.headers, body=self.body)
+        transaction.on_commit(self._ack)
+
+    def _ack(self) -> None:
+        self.acked = True
+
+
+def _run_consumer(queue: str) -> tuple[Any, threading.Thread]:
+    from django_outbox_pattern.consumer import build_consumer
+
+    consumer = build_consumer(save_inbox, f"/queue/{queue}", queue)
+    thread = threading.Thread(target=consumer.run, name="bench-consumer", daemon=True)
+    thread.start()
+    return consumer, thread
+
+
+def _stop(consumer: Any, thread: threading.Thread) -> None:
+    consumer.stop()
+    thread.join(60)
+    if thread.is_alive():
+        raise BenchError("the consumer did not stop within 60s")
+
+
+def consume(queue: str, count: int, body_bytes: int) -> dict[str, Any]:
+    global _progress
+    from bench import db
+
+    db.truncate()
+    _progress = _Progress(count)
+    consumer, thread = _run_consumer(queue)  # declares the queue with the consumer's own arguments
+    transport = broker.connect()
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _progress.warm.wait(0.2):
+            if time.monotonic() > deadline:
+                raise BenchError(f"the consumer processed no warm-up message within {START_TIMEOUT_S:.0f}s")
+            transport.send(f"/amq/queue/{queue}", '{"warmup": true}', {WARMUP_HEADER: "warmup"})
+        _stop(consumer, thread)
+        messages = broker.make_messages(f"/amq/queue/{queue}", count, body_bytes)
+        broker.send_pipelined(transport, f"/amq/queue/{queue}", messages)
+    finally:
+        transport.disconnect()
+    consumer, thread = _run_consumer(queue)
+    started = time.perf_counter()
+    finished = _progress.done.wait(300)
+    stats = getattr(consumer, "stats", None)
+    _stop(consumer, thread)
+    if not finished:
+        raise BenchError(f"the consumer processed {_progress.count} of {count} messages in 300s")
+    seconds = _progress.done_at - started
+    return {"seconds": seconds, "msgs_per_s": rate(count, seconds), "stats": _plain(stats)}
+
+
+def db_only(count: int, body_bytes: int) -> dict[str, Any]:
+    import json
+
+    from bench import db
+
+    global _progress
+    db.truncate()
+    _progress = _Progress(count)
+    payloads = [
+        FakePayload(headers, json.loads(body)) for body, headers in broker.make_messages("/queue/x", count, body_bytes)
+    ]
+    started = time.perf_counter()
+    for payload in payloads:
+        save_inbox(payload)
+    seconds = time.perf_counter() - started
+    if not all(p.acked for p in payloads):
+        raise BenchError("db-only loop: some on_commit acks did not run")
+    return {"seconds": seconds, "msgs_per_s": rate(count, seconds)}
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (int, float, str, bool)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if hasattr(value, "__dataclass_fields__"):
+        import dataclasses
+
+        return _plain(dataclasses.asdict(value))
+    return repr(value)
+
+
+# --- in the orchestrator -----------------------------------------------------------------------------
+
+
+def measure_raw(ctx: Context, count: int) -> float:
+    name = broker.unique_queue("rawc")
+    transport = broker.connect()
+    try:
+        destination = broker.declare_queue(transport, name)
+        broker.send_pipelined(transport, destination, broker.make_messages(destination, count, ctx.params.body_bytes))
+    finally:
+        transport.disconnect()
+    return rate(count, broker.receive_and_ack(name, count=count, prefetch=ctx.params.prefetch))
+
+
+def run(ctx: Context, figures: Figures) -> None:
+    count, body = ctx.params.consumer_msgs, ctx.params.body_bytes
+    raw_runs: list[float] = []
+    per_db: dict[str, dict[str, list[float]]] = {
+        db: {"msgs": [], "db_only": [], "limit": [], "ratio": []} for db in ctx.dbs
+    }
+    for repeat in range(ctx.params.repeat):
+        raw = measure_raw(ctx, count)
+        raw_runs.append(raw)
+        ctx.log(f"consumer #{repeat + 1} raw receive+ack", msgs_per_s=raw)
+        for db in ctx.dbs:
+            worker = ctx.worker(db)
+            only = worker.call("bench.consumer:db_only", count=count, body_bytes=body)["msgs_per_s"]
+            real = worker.call("bench.consumer:consume", queue=broker.unique_queue(f"cons-{db}"), count=count,
+                               body_bytes=body)["msgs_per_s"]
+            ratio = real / min(raw, only)
+            for key, value in (("msgs", real), ("db_only", only), ("limit", min(raw, only)), ("ratio", ratio)):
+                per_db[db][key].append(value)
+            ctx.log(f"consumer #{repeat + 1} {db}", msgs_per_s=real, db_only=only, ratio_to_limit=ratio)
+    figures.add("consumer.raw_msgs_per_s", raw_runs, unit="msg/s")
+    for db in ctx.dbs:
+        figures.add(f"consumer.{db}.msgs_per_s", per_db[db]["msgs"], unit="msg/s")
+        figures.add(f"consumer.{db}.db_only_msgs_per_s", per_db[db]["db_only"], unit="msg/s")
+        figures.add(f"consumer.{db}.limit_msgs_per_s", per_db[db]["limit"], unit="msg/s")
+        figures.add(f"consumer.{db}.ratio_to_limit", per_db[db]["ratio"], unit="ratio")
+    main_db = "postgres" if "postgres" in ctx.dbs else ctx.dbs[0]
+    figures.add("consumer.db_only_msgs_per_s", per_db[main_db]["db_only"], unit="msg/s")
+    figures.set("consumer.db_only_database", main_db)
+    figures.set("consumer.prefetch", ctx.params.prefetch)
+    figures.set("consumer.messages", count)

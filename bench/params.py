@@ -1,0 +1,70 @@
+"""How much work each scenario does in the quick and the full mode."""
+
+from __future__ import annotations
+
+import dataclasses
+
+SCENARIOS = ("relay", "scaling", "latency", "consumer", "write", "memory")
+DATABASES = ("postgres", "mysql", "sqlite")
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    mode: str
+    repeat: int
+    relay_rows: int  # rows per relay throughput run (issue 6: 20,000)
+    scaling_rows: int
+    scaling_procs: tuple[int, ...]
+    latency_rate: float  # offered load, messages per second
+    latency_seconds: float  # how long the writer writes per run
+    consumer_msgs: int
+    prefetch: int  # prefetch-count of the consumer and of the raw receive+ack client
+    write_rows: int  # saves per variant in the write-overhead scenario (issue 6: 5,000)
+    memory_rows: tuple[int, int]  # small and large backlog (issue 6: 10,000 and 200,000)
+    memory_repeat: int
+    body_bytes: int = 200
+    poll_s: float = 1.0  # DEFAULT_PRODUCER_WAITING_TIME of the latency runs (the spec's default)
+
+    @property
+    def memory_scaled_down(self) -> bool:
+        return self.memory_rows != (10_000, 200_000)
+
+
+def build(*, quick: bool, repeat: int | None, prefetch: int | None) -> Params:
+    if quick:
+        params = Params(
+            mode="quick",
+            repeat=3,
+            relay_rows=5_000,
+            scaling_rows=5_000,
+            scaling_procs=(1, 2, 4),
+            latency_rate=200,
+            latency_seconds=3,
+            consumer_msgs=1_000,
+            prefetch=100,
+            write_rows=500,
+            memory_rows=(2_000, 40_000),
+            memory_repeat=1,
+        )
+    else:
+        params = Params(
+            mode="full",
+            repeat=3,
+            relay_rows=20_000,
+            scaling_rows=20_000,
+            scaling_procs=(1, 2, 4),
+            latency_rate=200,
+            latency_seconds=15,
+            consumer_msgs=5_000,
+            prefetch=100,
+            write_rows=5_000,
+            memory_rows=(10_000, 200_000),
+            memory_repeat=3,
+        )
+    changes: dict[str, object] = {}
+    if repeat is not None:
+        changes["repeat"] = repeat
+        changes["memory_repeat"] = repeat
+    if prefetch is not None:
+        changes["prefetch"] = prefetch
+    return dataclasses.replace(params, **changes)
