@@ -27,7 +27,9 @@ RECEIPT_TIMEOUT_S = 120.0
 def settings() -> conf.OutboxSettings:
     return conf.OutboxSettings.from_mapping(
         {
-            "DEFAULT_STOMP_HOST_AND_PORTS": [("127.0.0.1", int(os.environ.get("OUTBOX_STOMP_PORT", "61613")))],
+            "DEFAULT_STOMP_HOST_AND_PORTS": [
+                ("127.0.0.1", int(os.environ.get("OUTBOX_STOMP_PORT", "61613")))
+            ],
             "DEFAULT_STOMP_USERNAME": os.environ.get("OUTBOX_STOMP_USERNAME", "guest"),
             "DEFAULT_STOMP_PASSCODE": os.environ.get("OUTBOX_STOMP_PASSCODE", "guest"),
         }
@@ -50,7 +52,9 @@ def declare_queue(transport: StompTransport, name: str, *, expires_ms: int = QUE
     headers = {"durable": "true", "auto-delete": "false", "x-expires": str(expires_ms), "receipt": receipt}
     transport.subscribe(f"/queue/{name}", "bench-declare", headers, ack="auto")
     if not transport.wait_for_receipts({receipt}, 30):
-        raise RuntimeError(f"RabbitMQ did not confirm the declaration of queue {name}: {transport.last_error}")
+        raise RuntimeError(
+            f"RabbitMQ did not confirm the declaration of queue {name}: {transport.last_error}"
+        )
     transport.unsubscribe("bench-declare")
     return f"/amq/queue/{name}"
 
@@ -88,7 +92,9 @@ def make_messages(destination: str, count: int, size: int = 200) -> list[tuple[s
     return messages
 
 
-def send_pipelined(transport: StompTransport, destination: str, messages: Sequence[tuple[str, dict[str, str]]]) -> float:
+def send_pipelined(
+    transport: StompTransport, destination: str, messages: Sequence[tuple[str, dict[str, str]]]
+) -> float:
     """Send everything with a receipt each, then wait for all receipts; the seconds it took."""
     receipts = [new_receipt_id() for _ in messages]
     started = time.perf_counter()
@@ -112,7 +118,7 @@ class QueueCount:
         return self.total - self.unique
 
 
-def drain(name: str, *, expected: int, idle_s: float = 0.5, timeout_s: float = 120) -> QueueCount:
+def drain(name: str, *, expected: int, idle_s: float = 0.3, timeout_s: float = 120) -> QueueCount:
     """Consume queue ``name`` (auto ack) until ``expected`` arrived and ``idle_s`` passed without more."""
     ids: Counter[str] = Counter()
     lock = threading.Lock()
@@ -142,26 +148,33 @@ def drain(name: str, *, expected: int, idle_s: float = 0.5, timeout_s: float = 1
 
 
 def receive_and_ack(name: str, *, count: int, prefetch: int, timeout_s: float = 300) -> float:
-    """Raw consumer limit: client-individual acks, ``prefetch`` in flight, ack each; seconds for ``count``."""
+    """Raw consumer limit: client-individual acks, ``prefetch`` in flight, ack each.
+
+    Returns the seconds from the first to the ``count``-th message (so the rate is ``(count - 1) / s``).
+    """
     done = threading.Event()
     received = [0]
     transport = connect()
 
+    times = [0.0, 0.0]  # first and last message
+
     def handler(message: Message) -> None:
         transport.ack(message.ack_id, "bench-raw")
         received[0] += 1
+        if received[0] == 1:
+            times[0] = time.perf_counter()
         if received[0] >= count:
+            times[1] = time.perf_counter()
             done.set()
 
     try:
         transport.set_message_handler(handler)
-        started = time.perf_counter()
         transport.subscribe(
             f"/amq/queue/{name}", "bench-raw", {"prefetch-count": str(prefetch)}, ack="client-individual"
         )
         if not done.wait(timeout_s):
             raise RuntimeError(f"raw consumer got {received[0]} of {count} messages in {timeout_s}s")
-        seconds = time.perf_counter() - started
+        seconds = times[1] - times[0]
         transport.unsubscribe("bench-raw")
     finally:
         transport.disconnect()

@@ -1,10 +1,10 @@
 """``python -m bench``: run the scenarios, print the table, write the JSON.
 
-    python -m bench                      full run (< 15 min on 2 cores)
-    python -m bench --quick              reduced counts (< 2 min), marked "mode": "quick"
-    python -m bench --only relay,write   some scenarios: relay scaling latency consumer write memory
-    python -m bench --db postgres        some databases (relay and consumer scenarios)
-    python -m bench --repeat 5 --json out.json --profile var/bench/profiles
+python -m bench                      full run (< 15 min on 2 cores)
+python -m bench --quick              reduced counts (< 2 min), marked "mode": "quick"
+python -m bench --only relay,write   some scenarios: relay scaling latency consumer write memory
+python -m bench --db postgres        some databases (relay and consumer scenarios)
+python -m bench --repeat 5 --json out.json --profile var/bench/profiles
 """
 
 from __future__ import annotations
@@ -37,23 +37,44 @@ def _csv(value: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
     items = tuple(v.strip() for v in value.split(",") if v.strip())
     unknown = [v for v in items if v not in allowed]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(unknown)} (choose from {', '.join(allowed)})")
+        raise argparse.ArgumentTypeError(
+            f"unknown {what} {', '.join(unknown)} (choose from {', '.join(allowed)})"
+        )
     return items
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="reduced counts, finishes in under two minutes")
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where to write the figures ({DEFAULT_JSON})")
-    parser.add_argument("--only", type=lambda v: _csv(v, params.SCENARIOS, "scenario"), default=params.SCENARIOS,
-                        help=f"comma-separated scenarios ({', '.join(params.SCENARIOS)})")
-    parser.add_argument("--db", type=lambda v: _csv(v, params.DATABASES, "database"), default=params.DATABASES,
-                        help="comma-separated databases for the relay and consumer scenarios")
-    parser.add_argument("--repeat", type=int, default=None, help="repeats per scenario (default 3, at least 3 advised)")
-    parser.add_argument("--prefetch", type=int, default=None, help="prefetch-count of the consumer scenario (100)")
-    parser.add_argument("--profile", type=Path, default=None,
-                        help="directory for cProfile output of relay and consumer runs (slows them down)")
+    parser.add_argument(
+        "--json", type=Path, default=DEFAULT_JSON, help=f"where to write the figures ({DEFAULT_JSON})"
+    )
+    parser.add_argument(
+        "--only",
+        type=lambda v: _csv(v, params.SCENARIOS, "scenario"),
+        default=params.SCENARIOS,
+        help=f"comma-separated scenarios ({', '.join(params.SCENARIOS)})",
+    )
+    parser.add_argument(
+        "--db",
+        type=lambda v: _csv(v, params.DATABASES, "database"),
+        default=params.DATABASES,
+        help="comma-separated databases for the relay and consumer scenarios",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=None, help="repeats per scenario (default 3, at least 3 advised)"
+    )
+    parser.add_argument(
+        "--prefetch", type=int, default=None, help="prefetch-count of the consumer scenario (100)"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="directory for cProfile output of relay and consumer runs (slows them down)",
+    )
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -63,7 +84,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     bench_params = params.build(quick=args.quick, repeat=args.repeat, prefetch=args.prefetch)
-    ctx = Context(bench_params, dbs=args.db, profile_dir=str(args.profile.resolve()) if args.profile else None)
+    ctx = Context(
+        bench_params, dbs=args.db, profile_dir=str(args.profile.resolve()) if args.profile else None
+    )
     figures = results.Figures()
     started = time.monotonic()
     ctx.log(f"benchmark ({bench_params.mode}): {', '.join(args.only)} on {', '.join(args.db)}")
@@ -75,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                 RUNNERS[name](ctx, figures)
             except (BenchError, OSError, RuntimeError) as exc:
                 figures.errors[name] = str(exc) if isinstance(exc, BenchError) else traceback.format_exc()
-                ctx.log(f"[red]{name} failed[/red]: {str(exc).strip().splitlines()[-1] if str(exc).strip() else exc!r}")
+                last_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+                ctx.log(f"[red]{name} failed[/red]: {last_line}")
     except KeyboardInterrupt:
         figures.errors["interrupted"] = "stopped by Ctrl-C; figures so far are kept"
     finally:
@@ -83,8 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     if not ctx.rabbitmq:
         ctx.rabbitmq = _broker_server()
     info = machine.describe(rabbitmq=ctx.rabbitmq, databases=ctx.versions)
-    run_params = {**dataclasses.asdict(bench_params), "scenarios": list(args.only), "databases": list(args.db),
-                  "seconds": round(time.monotonic() - started, 1)}
+    run_params = {
+        **dataclasses.asdict(bench_params),
+        "scenarios": list(args.only),
+        "databases": list(args.db),
+        "seconds": round(time.monotonic() - started, 1),
+    }
     doc = results.document(figures, params=run_params, machine=info, mode=bench_params.mode)
     results.write(doc, args.json)
     table.render(figures, mode=bench_params.mode)

@@ -18,6 +18,8 @@ class Context:
         self.dbs = dbs
         self.profile_dir = profile_dir
         self.console = Console(stderr=True)
+        if not self.console.is_terminal:
+            self.console = Console(stderr=True, width=150)
         self.versions: dict[str, str] = {}
         self.rabbitmq = ""  # the broker's CONNECTED `server` header
         self._workers: dict[str, Worker] = {}

@@ -24,7 +24,7 @@ def prepare() -> dict[str, Any]:
 
 
 def _create_database() -> None:
-    db = settings.DATABASES["default"]
+    db: dict[str, Any] = dict(settings.DATABASES["default"])
     vendor = os.environ.get("BENCH_DB", "postgres")
     if vendor == "sqlite":
         os.makedirs(os.path.dirname(db["NAME"]), exist_ok=True)
@@ -32,20 +32,25 @@ def _create_database() -> None:
         import psycopg
 
         with psycopg.connect(
-            host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"] or None,
-            dbname="postgres", autocommit=True,
+            host=db["HOST"],
+            port=db["PORT"],
+            user=db["USER"],
+            password=db["PASSWORD"] or None,
+            dbname="postgres",
+            autocommit=True,
         ) as conn:
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]]).fetchone():
                 conn.execute(f'CREATE DATABASE "{db["NAME"]}"')
     elif vendor == "mysql":
         import pymysql
 
-        conn = pymysql.connect(host=db["HOST"], port=int(db["PORT"]), user=db["USER"], password=db["PASSWORD"])
+        conn = pymysql.connect(
+            host=db["HOST"], port=int(db["PORT"]), user=db["USER"], password=db["PASSWORD"]
+        )
         try:
             with conn.cursor() as cursor:
-                cursor.execute(
-                    f"CREATE DATABASE IF NOT EXISTS `{db['NAME']}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-                )
+                charset = "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{db['NAME']}` {charset}")
         finally:
             conn.close()
 
@@ -90,7 +95,9 @@ def analyze() -> None:
             cursor.execute("ANALYZE")
 
 
-def load(destination: str, rows: int, body_bytes: int = 200, *, clone_above: int | None = None) -> dict[str, Any]:
+def load(
+    destination: str, rows: int, body_bytes: int = 200, *, clone_above: int | None = None
+) -> dict[str, Any]:
     """Empty the outbox, then bulk-insert ``rows`` rows of ~``body_bytes`` JSON through ``bulk_create``.
 
     ``clone_above`` (PostgreSQL only): insert that many rows through the ORM, then copy them server-side
@@ -121,16 +128,17 @@ def _clone(count: int, *, copies: int) -> None:
     quote = connection.ops.quote_name
     columns, values = [], []
     for field in Published._meta.concrete_fields:
-        columns.append(quote(field.column))
-        if field.column == "id":
+        column = str(field.column)
+        columns.append(quote(column))
+        if column == "id":
             values.append("q.bench_new_id")
-        elif field.column == "headers":
+        elif column == "headers":
             values.append(
                 "q.headers || jsonb_build_object('dop-msg-id', q.bench_new_id::text, "
                 "'dop-correlation-id', q.bench_new_id::text)"
             )
         else:
-            values.append(f"q.{quote(field.column)}")
+            values.append(f"q.{quote(column)}")
     table = quote(Published._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(

@@ -24,7 +24,9 @@ WARMUP_TIMEOUT_S = 60.0
 # --- in the worker -----------------------------------------------------------------------------------
 
 
-def write_and_receive(queue: str, rate: float, seconds: float, body_bytes: int, poll_s: float) -> dict[str, Any]:
+def write_and_receive(
+    queue: str, rate: float, seconds: float, body_bytes: int, poll_s: float
+) -> dict[str, Any]:
     from django_outbox_pattern.models import Published
     from django_outbox_pattern.transport import Message
 
@@ -123,7 +125,9 @@ def run(ctx: Context, figures: Figures) -> None:
             runs[label].append(result)
             ctx.log(
                 f"latency #{repeat + 1} {label}",
-                p50_ms=result["p50_ms"], p95_ms=result["p95_ms"], p99_ms=result["p99_ms"],
+                p50_ms=result["p50_ms"],
+                p95_ms=result["p95_ms"],
+                p99_ms=result["p99_ms"],
                 exit=result["relay_exit_code"],
             )
     for label, results in runs.items():

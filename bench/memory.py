@@ -24,7 +24,9 @@ def run(ctx: Context, figures: Figures, db: str = "postgres") -> None:
             run = relay.measure(ctx, db, rows=rows, count_queue=False, clone_above=small)
             rss[rows].append(run["maxrss_mb"])
             speed[rows].append(run["msgs_per_s"])
-            ctx.log(f"memory #{repeat + 1} rows={rows}", rss_mb=run["maxrss_mb"], msgs_per_s=run["msgs_per_s"])
+            ctx.log(
+                f"memory #{repeat + 1} rows={rows}", rss_mb=run["maxrss_mb"], msgs_per_s=run["msgs_per_s"]
+            )
         growth.append(rss[large][-1] / rss[small][-1])
     figures.add("memory.rss_mb_10k", rss[small], unit="MB")
     figures.add("memory.rss_mb_200k", rss[large], unit="MB")

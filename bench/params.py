@@ -35,15 +35,15 @@ def build(*, quick: bool, repeat: int | None, prefetch: int | None) -> Params:
         params = Params(
             mode="quick",
             repeat=3,
-            relay_rows=5_000,
-            scaling_rows=5_000,
+            relay_rows=3_000,
+            scaling_rows=3_000,
             scaling_procs=(1, 2, 4),
             latency_rate=200,
-            latency_seconds=3,
-            consumer_msgs=1_000,
+            latency_seconds=2,
+            consumer_msgs=500,
             prefetch=100,
             write_rows=500,
-            memory_rows=(2_000, 40_000),
+            memory_rows=(1_000, 10_000),
             memory_repeat=1,
         )
     else:
@@ -61,10 +61,8 @@ def build(*, quick: bool, repeat: int | None, prefetch: int | None) -> Params:
             memory_rows=(10_000, 200_000),
             memory_repeat=3,
         )
-    changes: dict[str, object] = {}
     if repeat is not None:
-        changes["repeat"] = repeat
-        changes["memory_repeat"] = repeat
+        params = dataclasses.replace(params, repeat=repeat, memory_repeat=repeat)
     if prefetch is not None:
-        changes["prefetch"] = prefetch
-    return dataclasses.replace(params, **changes)
+        params = dataclasses.replace(params, prefetch=prefetch)
+    return params

@@ -44,7 +44,7 @@ def bench_env(db: str, extra: Mapping[str, str] | None = None) -> dict[str, str]
 
 def _log_file(name: str) -> IO[bytes]:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    return open(LOG_DIR / f"{name}.log", "ab")  # noqa: SIM115 - closed with the worker
+    return open(LOG_DIR / f"{name}.log", "ab")  # closed with the worker
 
 
 class Worker:
@@ -80,7 +80,9 @@ class Worker:
         while b"\n" not in self._buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise BenchError(f"{self.name}: no answer within {timeout:.0f}s (log: {LOG_DIR}/{self.name}.log)")
+                raise BenchError(
+                    f"{self.name}: no answer within {timeout:.0f}s (log: {LOG_DIR}/{self.name}.log)"
+                )
             ready, _, _ = select.select([fd], [], [], remaining)
             if ready:
                 chunk = os.read(fd, 65536)

@@ -67,16 +67,21 @@ def measure(
     """One relay run; raises BenchError if a row stayed unsent or a message is missing from the queue."""
     name = broker.unique_queue(f"relay-{db}")
     destination = f"/amq/queue/{name}"
-    ctx.worker(db).call(
-        "bench.db:load", destination=destination, rows=rows, body_bytes=ctx.params.body_bytes, clone_above=clone_above
-    )
-    transport = broker.connect()
-    try:
-        broker.declare_queue(transport, name, expires_ms=300_000)
-    finally:
-        transport.disconnect()
+    # Fresh relay processes (their peak RSS is the relay's own); they start while the rows load.
     relays = [Worker(db, name=f"relay-{db}-{i}", env=ctx.env()) for i in range(procs)]
     try:
+        ctx.worker(db).call(
+            "bench.db:load",
+            destination=destination,
+            rows=rows,
+            body_bytes=ctx.params.body_bytes,
+            clone_above=clone_above,
+        )
+        transport = broker.connect()
+        try:
+            broker.declare_queue(transport, name, expires_ms=300_000)
+        finally:
+            transport.disconnect()
         for worker in relays:
             worker.send("bench.relay:prepare", mode=mode)
         for worker in relays:
@@ -154,7 +159,9 @@ def run_scaling(ctx: Context, figures: Figures) -> None:
             per_procs[procs].append(run["msgs_per_s"])
             duplicates[procs] += run["duplicates"]
             ctx.log(
-                f"scaling #{repeat + 1} relays={procs}", msgs_per_s=run["msgs_per_s"], duplicates=run["duplicates"]
+                f"scaling #{repeat + 1} relays={procs}",
+                msgs_per_s=run["msgs_per_s"],
+                duplicates=run["duplicates"],
             )
     for procs in ctx.params.scaling_procs:
         key = f"relay.postgres.scaling.relays_{procs}"

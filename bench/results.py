@@ -23,7 +23,9 @@ class Target:
     def check(self, value: Any) -> bool | None:
         if not isinstance(value, (int, float)) or (isinstance(value, float) and math.isnan(value)):
             return None
-        compare: Callable[[Any, Any], bool] = {">=": operator.ge, "<=": operator.le, "==": operator.eq}[self.op]
+        compare: Callable[[Any, Any], bool] = {">=": operator.ge, "<=": operator.le, "==": operator.eq}[
+            self.op
+        ]
         return bool(compare(value, self.threshold))
 
 
@@ -88,7 +90,9 @@ class Figures:
         return out
 
 
-def document(figures: Figures, *, params: dict[str, Any], machine: dict[str, Any], mode: str) -> dict[str, Any]:
+def document(
+    figures: Figures, *, params: dict[str, Any], machine: dict[str, Any], mode: str
+) -> dict[str, Any]:
     return {
         "mode": mode,
         **figures.tree,

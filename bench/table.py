@@ -11,42 +11,107 @@ from bench.results import Figures
 
 # (label, figure key, limit key or None, ratio key or None, target key or None)
 ROWS: tuple[tuple[str, str, str | None, str | None, str | None], ...] = (
-    ("relay postgres", "relay.postgres.msgs_per_s", "relay.raw_pipelined_msgs_per_s", "relay.postgres.ratio_to_raw",
-     "relay.postgres.ratio_to_raw"),
-    ("relay mariadb", "relay.mysql.msgs_per_s", "relay.raw_pipelined_msgs_per_s", "relay.mysql.ratio_to_raw",
-     "relay.mysql.ratio_to_raw"),
-    ("relay sqlite", "relay.sqlite.msgs_per_s", "relay.raw_pipelined_msgs_per_s", "relay.sqlite.ratio_to_raw",
-     "relay.sqlite.ratio_to_raw"),
-    ("relay postgres, 2 procs", "relay.postgres.scaling.relays_2.msgs_per_s",
-     "relay.postgres.scaling.relays_1.msgs_per_s", "relay.postgres.scaling.speedup_2",
-     "relay.postgres.scaling.speedup_2"),
-    ("relay postgres, 4 procs", "relay.postgres.scaling.relays_4.msgs_per_s",
-     "relay.postgres.scaling.relays_1.msgs_per_s", "relay.postgres.scaling.speedup_4", None),
-    ("relay scaling duplicates", "relay.postgres.scaling.duplicates", None, None, "relay.postgres.scaling.duplicates"),
+    (
+        "relay postgres",
+        "relay.postgres.msgs_per_s",
+        "relay.raw_pipelined_msgs_per_s",
+        "relay.postgres.ratio_to_raw",
+        "relay.postgres.ratio_to_raw",
+    ),
+    (
+        "relay mariadb",
+        "relay.mysql.msgs_per_s",
+        "relay.raw_pipelined_msgs_per_s",
+        "relay.mysql.ratio_to_raw",
+        "relay.mysql.ratio_to_raw",
+    ),
+    (
+        "relay sqlite",
+        "relay.sqlite.msgs_per_s",
+        "relay.raw_pipelined_msgs_per_s",
+        "relay.sqlite.ratio_to_raw",
+        "relay.sqlite.ratio_to_raw",
+    ),
+    (
+        "relay postgres, 2 procs",
+        "relay.postgres.scaling.relays_2.msgs_per_s",
+        "relay.postgres.scaling.relays_1.msgs_per_s",
+        "relay.postgres.scaling.speedup_2",
+        "relay.postgres.scaling.speedup_2",
+    ),
+    (
+        "relay postgres, 4 procs",
+        "relay.postgres.scaling.relays_4.msgs_per_s",
+        "relay.postgres.scaling.relays_1.msgs_per_s",
+        "relay.postgres.scaling.speedup_4",
+        None,
+    ),
+    (
+        "relay scaling duplicates",
+        "relay.postgres.scaling.duplicates",
+        None,
+        None,
+        "relay.postgres.scaling.duplicates",
+    ),
     ("latency notify p50 (ms)", "latency.notify.p50_ms", None, None, "latency.notify.p50_ms"),
     ("latency notify p95 (ms)", "latency.notify.p95_ms", None, None, None),
     ("latency notify p99 (ms)", "latency.notify.p99_ms", None, None, "latency.notify.p99_ms"),
     ("latency poll p50 (ms)", "latency.poll.p50_ms", None, None, None),
     ("latency poll p95 (ms)", "latency.poll.p95_ms", None, None, None),
     ("latency poll p99 (ms)", "latency.poll.p99_ms", None, None, None),
-    ("consumer postgres", "consumer.postgres.msgs_per_s", "consumer.postgres.limit_msgs_per_s",
-     "consumer.postgres.ratio_to_limit", "consumer.postgres.ratio_to_limit"),
-    ("consumer mariadb", "consumer.mysql.msgs_per_s", "consumer.mysql.limit_msgs_per_s",
-     "consumer.mysql.ratio_to_limit", None),
-    ("consumer sqlite", "consumer.sqlite.msgs_per_s", "consumer.sqlite.limit_msgs_per_s",
-     "consumer.sqlite.ratio_to_limit", None),
+    (
+        "consumer postgres",
+        "consumer.postgres.msgs_per_s",
+        "consumer.postgres.limit_msgs_per_s",
+        "consumer.postgres.ratio_to_limit",
+        "consumer.postgres.ratio_to_limit",
+    ),
+    (
+        "consumer mariadb",
+        "consumer.mysql.msgs_per_s",
+        "consumer.mysql.limit_msgs_per_s",
+        "consumer.mysql.ratio_to_limit",
+        None,
+    ),
+    (
+        "consumer sqlite",
+        "consumer.sqlite.msgs_per_s",
+        "consumer.sqlite.limit_msgs_per_s",
+        "consumer.sqlite.ratio_to_limit",
+        None,
+    ),
     ("  raw receive+ack", "consumer.raw_msgs_per_s", None, None, None),
     ("  db-only postgres", "consumer.postgres.db_only_msgs_per_s", None, None, None),
     ("  db-only mariadb", "consumer.mysql.db_only_msgs_per_s", None, None, None),
     ("  db-only sqlite", "consumer.sqlite.db_only_msgs_per_s", None, None, None),
-    ("decorated save (rows/s)", "write.decorated_save_rows_per_s", "write.plain_save_rows_per_s",
-     "write.save_ratio", "write.save_ratio"),
-    ("decorated bulk_create (rows/s)", "write.decorated_bulk_rows_per_s", "write.plain_bulk_rows_per_s",
-     "write.bulk_ratio", "write.bulk_ratio"),
-    ("decorated save, autocommit", "write.decorated_autocommit_rows_per_s", "write.plain_autocommit_rows_per_s",
-     "write.autocommit_save_ratio", None),
-    ("relay peak RSS, large (MB)", "memory.rss_mb_200k", "memory.rss_mb_10k", "memory.rss_growth_ratio",
-     "memory.rss_growth_ratio"),
+    (
+        "decorated save (rows/s)",
+        "write.decorated_save_rows_per_s",
+        "write.plain_save_rows_per_s",
+        "write.save_ratio",
+        "write.save_ratio",
+    ),
+    (
+        "decorated bulk_create (rows/s)",
+        "write.decorated_bulk_rows_per_s",
+        "write.plain_bulk_rows_per_s",
+        "write.bulk_ratio",
+        "write.bulk_ratio",
+    ),
+    (
+        "decorated save, autocommit",
+        "write.decorated_autocommit_rows_per_s",
+        "write.plain_autocommit_rows_per_s",
+        "write.autocommit_save_ratio",
+        None,
+    ),
+    (
+        "relay peak RSS, large (MB)",
+        "memory.rss_mb_200k",
+        "memory.rss_mb_10k",
+        "memory.rss_growth_ratio",
+        "memory.rss_growth_ratio",
+    ),
 )
 
 
@@ -66,14 +131,17 @@ def _spread(figures: Figures, key: str) -> str:
     spread = figures.spread.get(key)
     if not spread or spread.get("n", 0) < 2:
         return ""
-    return f"{_num(spread['min'])}–{_num(spread['max'])} (n={spread['n']})"
+    return f"{_num(spread['min'])}-{_num(spread['max'])} (n={spread['n']})"
 
 
 def render(figures: Figures, *, mode: str, console: Console | None = None) -> None:
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # piped or redirected: do not wrap at 80 columns
+            console = Console(width=150)
     targets = figures.targets()
     table = Table(title=f"django-outbox-pattern benchmark ({mode})", title_justify="left")
-    for column in ("figure", "median", "spread min–max", "limit", "ratio", "target", ""):
+    for column in ("figure", "median", "spread min-max", "limit", "ratio", "target", ""):
         table.add_column(column, justify="left" if column in ("figure", "target") else "right")
     for label, key, limit_key, ratio_key, target_key in ROWS:
         value = figures.get(key)
@@ -95,4 +163,6 @@ def render(figures: Figures, *, mode: str, console: Console | None = None) -> No
         )
     console.print(table)
     for key, message in figures.errors.items():
-        console.print(f"[red]{key} failed:[/red] {message.strip().splitlines()[-1] if message.strip() else ''}")
+        console.print(
+            f"[red]{key} failed:[/red] {message.strip().splitlines()[-1] if message.strip() else ''}"
+        )

@@ -64,10 +64,14 @@ def run(ctx: Context, figures: Figures, db: str = "postgres") -> None:
     ratios: dict[str, list[float]] = {kind: [] for kind in KINDS}
     speeds: dict[str, list[float]] = {}
     for repeat in range(ctx.params.repeat):
-        result: dict[str, Any] = ctx.worker(db).call("bench.write:measure", rows=rows, decorated_first=repeat % 2 == 0)
+        result: dict[str, Any] = ctx.worker(db).call(
+            "bench.write:measure", rows=rows, decorated_first=repeat % 2 == 0
+        )
         for kind in KINDS:
             if result[f"outbox_rows_{kind}"] != rows:
-                figures.errors["write"] = f"{kind}: {result[f'outbox_rows_{kind}']} outbox rows for {rows} objects"
+                figures.errors["write"] = (
+                    f"{kind}: {result[f'outbox_rows_{kind}']} outbox rows for {rows} objects"
+                )
             ratios[kind].append(result[f"decorated_{kind}_s"] / result[f"plain_{kind}_s"])
             for variant in ("plain", "decorated"):
                 speeds.setdefault(f"{variant}_{kind}", []).append(rows / result[f"{variant}_{kind}_s"])

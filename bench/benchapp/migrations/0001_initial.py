@@ -14,7 +14,7 @@ def _columns() -> list[tuple[str, models.Field[object, object]]]:
 
 class Migration(migrations.Migration):
     initial = True
-    dependencies: list[tuple[str, str]] = []
+    dependencies = []
 
     operations = [
         migrations.CreateModel(name="Decorated", fields=_columns()),
