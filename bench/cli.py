@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -90,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     figures = results.Figures()
     started = time.monotonic()
     ctx.log(f"benchmark ({bench_params.mode}): {', '.join(args.only)} on {', '.join(args.db)}")
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    if load_start[0] > (os.cpu_count() or 1) / 2:
+        ctx.log(
+            f"[yellow]load average {load_start[0]}: other processes are busy, figures will be noisy[/yellow]"
+        )
     try:
         for name in params.SCENARIOS:
             if name not in args.only:
@@ -106,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         ctx.close()
     if not ctx.rabbitmq:
         ctx.rabbitmq = _broker_server()
-    info = machine.describe(rabbitmq=ctx.rabbitmq, databases=ctx.versions)
+    info = {
+        **machine.describe(rabbitmq=ctx.rabbitmq, databases=ctx.versions),
+        "load_average_start": load_start,
+    }
     run_params = {
         **dataclasses.asdict(bench_params),
         "scenarios": list(args.only),
