@@ -61,8 +61,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--db",
         type=lambda v: _csv(v, params.DATABASES, "database"),
-        default=params.DATABASES,
-        help="comma-separated databases for the relay and consumer scenarios",
+        default=None,
+        help="databases of the relay and consumer scenarios (default: all three; --quick: postgres)",
     )
     parser.add_argument(
         "--repeat", type=int, default=None, help="repeats per scenario (default 3, at least 3 advised)"
@@ -79,6 +79,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.db is None:
+        args.db = params.QUICK_DATABASES if args.quick else params.DATABASES
     return args
 
 
@@ -89,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_params, dbs=args.db, profile_dir=str(args.profile.resolve()) if args.profile else None
     )
     figures = results.Figures()
+    scenario_seconds: dict[str, float] = {}
     started = time.monotonic()
     ctx.log(f"benchmark ({bench_params.mode}): {', '.join(args.only)} on {', '.join(args.db)}")
     load_start = [round(x, 2) for x in os.getloadavg()]
@@ -100,12 +103,14 @@ def main(argv: list[str] | None = None) -> int:
         for name in params.SCENARIOS:
             if name not in args.only:
                 continue
+            scenario_started = time.monotonic()
             try:
                 RUNNERS[name](ctx, figures)
             except (BenchError, OSError, RuntimeError) as exc:
                 figures.errors[name] = str(exc) if isinstance(exc, BenchError) else traceback.format_exc()
                 last_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
                 ctx.log(f"[red]{name} failed[/red]: {last_line}")
+            scenario_seconds[name] = round(time.monotonic() - scenario_started, 1)
     except KeyboardInterrupt:
         figures.errors["interrupted"] = "stopped by Ctrl-C; figures so far are kept"
     finally:
@@ -121,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": list(args.only),
         "databases": list(args.db),
         "seconds": round(time.monotonic() - started, 1),
+        "scenario_seconds": scenario_seconds,
     }
     doc = results.document(figures, params=run_params, machine=info, mode=bench_params.mode)
     results.write(doc, args.json)
