@@ -1,7 +1,7 @@
 """``python -m bench``: run the scenarios, print the table, write the JSON.
 
 python -m bench                      full run (< 15 min on 2 cores)
-python -m bench --quick              reduced counts (< 2 min), marked "mode": "quick"
+python -m bench --quick              reduced counts (< 2 min), relay and consumer on PostgreSQL only
 python -m bench --only relay,write   some scenarios: relay scaling latency consumer write memory
 python -m bench --db postgres        some databases (relay and consumer scenarios)
 python -m bench --repeat 5 --json out.json --profile var/bench/profiles
