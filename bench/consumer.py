@@ -201,12 +201,17 @@ def run(ctx: Context, figures: Figures) -> None:
         for db in ctx.dbs:
             worker = ctx.worker(db)
             only = worker.call("bench.consumer:db_only", count=count, body_bytes=body)["msgs_per_s"]
-            real = worker.call(
-                "bench.consumer:consume",
-                queue=broker.unique_queue(f"cons-{db}"),
-                count=count,
-                body_bytes=body,
-            )["msgs_per_s"]
+            spy = ctx.profile(worker, f"consumer-{db}")
+            try:
+                real = worker.call(
+                    "bench.consumer:consume",
+                    queue=broker.unique_queue(f"cons-{db}"),
+                    count=count,
+                    body_bytes=body,
+                )["msgs_per_s"]
+            finally:
+                if spy is not None:
+                    spy.stop()
             ratio = real / min(raw, only)
             for key, value in (
                 ("msgs", real),

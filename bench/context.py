@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench import broker
+from bench import broker, profiling
 from bench.params import Params
 from bench.procs import Worker
 
@@ -24,6 +24,7 @@ class Context:
         self.rabbitmq = ""  # the broker's CONNECTED `server` header
         self._workers: dict[str, Worker] = {}
         self._started = time.monotonic()
+        self._profiles = 0
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment of every worker: prefetch and queue expiry for consumers, profiling if asked."""
@@ -31,8 +32,8 @@ class Context:
             "BENCH_PREFETCH": str(self.params.prefetch),
             "BENCH_QUEUE_EXPIRES_MS": str(broker.QUEUE_EXPIRES_MS),
         }
-        if self.profile_dir:
-            env["BENCH_PROFILE_DIR"] = self.profile_dir
+        if self.profile_dir and not profiling.pyspy_path():
+            env["BENCH_PROFILE_DIR"] = self.profile_dir  # cProfile inside the worker
         env.update(extra)
         return env
 
@@ -43,6 +44,13 @@ class Context:
             self._workers[db] = worker
             self.versions[db] = worker.call("bench.db:prepare", timeout=300)["version"]
         return self._workers[db]
+
+    def profile(self, worker: Worker, label: str) -> profiling.PySpy | None:
+        """Start py-spy on ``worker`` when profiling with py-spy; the caller stops it after the call."""
+        if self.profile_dir and profiling.pyspy_path():
+            self._profiles += 1
+            return profiling.PySpy(worker.pid, self.profile_dir, f"{self._profiles:02d}-{label}")
+        return None
 
     def log(self, message: str, **values: Any) -> None:
         elapsed = time.monotonic() - self._started

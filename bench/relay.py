@@ -86,9 +86,14 @@ def measure(
             worker.send("bench.relay:prepare", mode=mode)
         for worker in relays:
             worker.receive(120)
+        spy = ctx.profile(relays[0], f"relay-{db}-{procs}x{rows}")
         for worker in relays:
             worker.send("bench.relay:drain", mode=mode)
-        results = [worker.receive(1800) for worker in relays]
+        try:
+            results = [worker.receive(1800) for worker in relays]
+        finally:
+            if spy is not None:
+                spy.stop()
     finally:
         for worker in relays:
             worker.close()
