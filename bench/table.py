@@ -99,13 +99,6 @@ ROWS: tuple[tuple[str, str, str | None, str | None, str | None], ...] = (
         "write.bulk_ratio",
     ),
     (
-        "decorated save, autocommit",
-        "write.decorated_autocommit_rows_per_s",
-        "write.plain_autocommit_rows_per_s",
-        "write.autocommit_save_ratio",
-        None,
-    ),
-    (
         "relay peak RSS, large (MB)",
         "memory.rss_mb_200k",
         "memory.rss_mb_10k",
