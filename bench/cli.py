@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fcntl
 import os
+import sys
 import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from bench import consumer, latency, machine, memory, params, relay, results, table, write
 from bench.context import Context
-from bench.procs import ROOT, BenchError
+from bench.procs import LOG_DIR, ROOT, BenchError
 
 DEFAULT_JSON = ROOT / "bench" / "results" / "latest.json"
 
@@ -84,8 +87,25 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _lock() -> IO[str] | None:
+    """One run at a time per database name: a second one would empty the tables under the first."""
+    path = LOG_DIR / f"{os.environ.get('BENCH_DB_NAME', 'bench')}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "w")  # noqa: SIM115 - held until the process exits
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    lock = _lock()
+    if lock is None:
+        print("another benchmark run uses these databases; wait for it or set BENCH_DB_NAME", file=sys.stderr)
+        return 2
     bench_params = params.build(quick=args.quick, repeat=args.repeat, prefetch=args.prefetch)
     ctx = Context(
         bench_params, dbs=args.db, profile_dir=str(args.profile.resolve()) if args.profile else None
