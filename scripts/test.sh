@@ -28,8 +28,8 @@ stage() { # name, then the command
   [ $rc -eq 0 ] || { echo "!!! $name failed (exit $rc)"; failed=1; }
 }
 
-stage "ruff" ruff check src tests
-stage "ruff format" ruff format --check --quiet src tests
+stage "ruff" ruff check src tests bench
+stage "ruff format" ruff format --check --quiet src tests bench
 stage "mypy" mypy
 
 pytest_run() { # db, junit name, paths...
