@@ -70,7 +70,9 @@ def _wrap_save(original: Callable[..., None]) -> Callable[..., None]:
         token = _in_save.set(active | {id(self)})
         try:
             using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-            with transaction.atomic(using=using):
+            # No savepoint: the save and its outbox rows succeed or fail together with the caller's
+            # transaction (one extra INSERT, nothing more).
+            with transaction.atomic(using=using, savepoint=False):
                 original(self, *args, **kwargs)
                 if not stop and not _disabled.get():
                     write_outbox_rows([self], using=using)
@@ -91,7 +93,7 @@ def _wrap_manager(manager: models.Manager[Any]) -> None:
         self: models.QuerySet[Any], objs: Iterable[models.Model], *args: Any, **kwargs: Any
     ) -> Any:
         objs = list(objs)
-        with transaction.atomic(using=self.db):
+        with transaction.atomic(using=self.db, savepoint=False):
             created = original(self, objs, *args, **kwargs)
             if not _disabled.get():
                 write_outbox_rows(created, using=self.db)

@@ -73,7 +73,9 @@ def test_business_row_and_outbox_row_share_one_transaction(monkeypatch: pytest.M
         raise Boom
 
     monkeypatch.setattr(m.SerializerModel, "my_serializer", explode)
-    with pytest.raises(Boom):
+    # Like Model.save() itself, a failed decorated save marks the enclosing transaction for rollback
+    # (no savepoint of its own); the test's own atomic block plays the caller's transaction.
+    with pytest.raises(Boom), transaction.atomic():
         m.SerializerModel.objects.create(field_one="x", field_two="y")
     assert not m.SerializerModel.objects.exists()
     assert not Published.objects.exists()
