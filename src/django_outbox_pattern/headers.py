@@ -29,13 +29,21 @@ def generate_headers(message: Any) -> dict[str, str]:
 
 
 def get_message_headers(message: Any) -> dict[str, Any]:
-    """Generated headers merged with the row's own: custom ones are kept, generated ids win."""
-    from django_outbox_pattern import conf
+    """Generated headers merged with the row's own: custom ones are kept, generated ids win.
+
+    The active OpenTelemetry trace context (tracing.py; nothing without OpenTelemetry) comes first, so a
+    ``traceparent`` the generator or the row sets explicitly wins.
+    """
+    from django_outbox_pattern import conf, tracing
 
     generate = conf.import_object(conf.get_settings().DEFAULT_GENERATE_HEADERS)
     generated = {str(k): _as_text(v) for k, v in (generate(message) or {}).items()}
     custom = {str(k): _as_text(v) for k, v in (message.headers or {}).items()}
-    merged = {**generated, **{k: v for k, v in custom.items() if k not in PROTECTED_HEADERS}}
+    merged = {
+        **tracing.trace_headers(),
+        **generated,
+        **{k: v for k, v in custom.items() if k not in PROTECTED_HEADERS},
+    }
     for key in PROTECTED_HEADERS & generated.keys():
         merged[key] = generated[key]
     return merged
