@@ -81,17 +81,19 @@ class BacklogCollector:
         return iter(self._families(self.snapshot(), filled=True))
 
     def _families(self, backlog: Backlog | None, *, filled: bool = False) -> list[Any]:
-        core = prometheus().core
-        rows = core.GaugeMetricFamily(
+        prometheus()
+        from prometheus_client.core import GaugeMetricFamily
+
+        rows = GaugeMetricFamily(
             "outbox_backlog_messages",
             "Unsent outbox rows by status and destination.",
             labels=["status", "destination"],
         )
-        oldest = core.GaugeMetricFamily(
+        oldest = GaugeMetricFamily(
             "outbox_oldest_pending_age_seconds",
             "Age of the oldest pending outbox row (0 when none): the lag.",
         )
-        ok = core.GaugeMetricFamily("outbox_backlog_up", "1 when the last backlog query succeeded.")
+        ok = GaugeMetricFamily("outbox_backlog_up", "1 when the last backlog query succeeded.")
         if filled:
             ok.add_metric([], 0 if backlog is None else 1)
             if backlog is not None:

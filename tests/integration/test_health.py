@@ -1,0 +1,92 @@
+"""The health view mounted in urls.py, and readiness against the real database and broker."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import socket
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from django_outbox_pattern import conf, health
+from django_outbox_pattern.choices import StatusChoice
+from django_outbox_pattern.models import Published
+
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.support.health_urls")]
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_healthy_outbox_answers_200_with_the_backlog(client: Client) -> None:
+    Published.objects.create(destination="/queue/a", body={})
+    Published.objects.create(destination="/queue/a", body={})
+    Published.objects.create(destination="/queue/b", body={}, status=StatusChoice.FAILED)
+    Published.objects.create(destination="/queue/c", body={}, status=StatusChoice.SUCCEEDED)
+    response = client.get("/health/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["database"]["ok"] is True
+    assert body["backlog"]["by_status"] == {"pending": 2, "failed": 1}
+    assert body["backlog"]["by_destination"] == {
+        "/queue/a": {"pending": 2, "failed": 0},
+        "/queue/b": {"pending": 0, "failed": 1},
+    }
+    assert 0 <= body["backlog"]["oldest_pending_age_seconds"] < 60
+    assert response["Cache-Control"].startswith("max-age=0")
+
+
+def test_an_empty_outbox_has_no_lag(client: Client) -> None:
+    body = client.get("/health/strict/").json()
+    assert body["status"] == "ok"
+    assert body["backlog"]["oldest_pending_age_seconds"] is None
+
+
+def test_lag_over_the_limit_answers_503(client: Client) -> None:
+    row = Published.objects.create(destination="/queue/slow", body={})
+    Published.objects.filter(pk=row.pk).update(added=timezone.now() - datetime.timedelta(minutes=10))
+    assert client.get("/health/").status_code == 200  # no limit given: informational
+    response = client.get("/health/strict/")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "failing"
+    assert body["reasons"] and "over 60s" in body["reasons"][0]
+    assert body["backlog"]["oldest_pending_age_seconds"] >= 600
+
+
+def test_an_unreachable_database_answers_503(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    down = health.Probe("database", False, "database 'default' is not reachable: connection refused")
+    monkeypatch.setattr(health, "check_database", lambda using="default": down)
+    response = client.get("/health/")
+    assert response.status_code == 503
+    assert response.json()["database"]["ok"] is False
+    assert response.json()["backlog"] is None
+
+
+def test_only_get_is_allowed(client: Client) -> None:
+    assert client.post("/health/").status_code == 405
+
+
+@pytest.mark.broker
+def test_readiness_with_the_real_database_and_broker(outbox_settings: conf.OutboxSettings) -> None:
+    probes = health.check_readiness(outbox_settings)
+    assert [(p.name, p.ok) for p in probes] == [("database", True), ("broker", True)], probes
+
+
+@pytest.mark.broker
+def test_readiness_fails_when_the_broker_refuses(outbox_settings: conf.OutboxSettings) -> None:
+    settings = dataclasses.replace(
+        outbox_settings,
+        DEFAULT_STOMP_HOST_AND_PORTS=(("127.0.0.1", closed_port()),),
+        DEFAULT_CONNECT_TIMEOUT=2,
+    )
+    database, broker = health.check_readiness(settings)
+    assert database.ok
+    assert not broker.ok
+    assert "rabbitmq_stomp plugin enabled" in broker.detail
