@@ -75,7 +75,7 @@ def test_backlog_destinations_beyond_the_limit_are_summed(unique_name: str) -> N
 def test_backlog_gauges_are_scraped_over_http(
     served: tuple[metrics.OutboxMetrics, int], unique_name: str
 ) -> None:
-    outbox_metrics, port = served
+    _, port = served
     destination = f"/queue/{unique_name}"
     Published.objects.bulk_create([Published(destination=destination, body={"n": n}) for n in range(3)])
     got = scrape(port)

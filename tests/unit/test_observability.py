@@ -141,7 +141,7 @@ def _dict_has_action(node: ast.AST) -> bool:
 
 
 def _calls_without_action(tree: ast.Module) -> list[tuple[int, str]]:
-    """(line, message) of logger calls whose ``extra`` has no "action" key (a name bound to such a dict is ok)."""
+    """(line, message) of logger calls whose ``extra`` lacks "action" (a name bound to such a dict is ok)."""
     missing: list[tuple[int, str]] = []
     scopes = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))] or [tree]
     seen: set[int] = set()

@@ -1,4 +1,4 @@
-"""Trace context captured into outbox rows, restored around callbacks; nothing at all without OpenTelemetry."""
+"""Trace context captured into outbox rows and restored around callbacks; nothing without OpenTelemetry."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_a_row_written_inside_a_span_carries_its_trace_context(exporter: Any) ->
     assert len(traced) == 2
     context = span.get_span_context()
     for row in traced:
-        version, trace_id, span_id, flags = row.headers["traceparent"].split("-")
+        version, trace_id, span_id, _flags = row.headers["traceparent"].split("-")
         assert (version, trace_id, span_id) == ("00", f"{context.trace_id:032x}", f"{context.span_id:016x}")
     assert "traceparent" not in Published.objects.get(destination="/queue/untraced").headers
 
