@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from django_outbox_pattern import backoff, conf, exceptions, handling, inbox, queues, transport
+from django_outbox_pattern import backoff, conf, exceptions, handling, inbox, observability, queues, transport
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +63,10 @@ class Consumer:
         settings: conf.OutboxSettings,
         transport_factory: TransportFactory,
         store: inbox.InboxStore | None = None,
+        observer: observability.Observer | None = None,
     ) -> None:
         self.queue = queues.queue_name_for(destination, queue_name)
+        self._observer = observability.shielded(observer)
         self.destination = destination
         self._settings = settings
         self._new_transport = transport_factory
@@ -103,6 +105,9 @@ class Consumer:
         with self._lock:
             value = getattr(self._counts, field) + 1
             self._counts = dataclasses.replace(self._counts, **{field: value})
+        event = _OBSERVED.get(field)
+        if event is not None:
+            getattr(self._observer, event)()
 
     def stop(self) -> None:
         """Ask ``run()`` to finish; only sets an event, so it is safe from a signal handler."""
@@ -127,6 +132,7 @@ class Consumer:
                     self._watch()
                 except exceptions.TransportError as exc:
                     self._ready.clear()
+                    self._observer.consumer_up(False)
                     failures += 1
                     s = self._settings
                     delay = backoff.compute_backoff(
@@ -161,6 +167,7 @@ class Consumer:
             self._count("reconnects")
         self._subscribed_before = True
         self._ready.set()
+        self._observer.consumer_up(True)
         logger.info(
             "Consuming %s from queue %s",
             self.destination,
@@ -213,6 +220,7 @@ class Consumer:
     def _shutdown(self, worker: threading.Thread) -> None:
         self._stopping.set()
         self._ready.clear()
+        self._observer.consumer_up(False)
         worker.join(self._settings.DEFAULT_CONSUMER_SHUTDOWN_TIMEOUT)
         if worker.is_alive():
             logger.warning(
@@ -253,6 +261,7 @@ class Consumer:
 
     def _work(self) -> None:
         while not self._stopping.is_set():
+            self._observer.heartbeat()  # from the worker: a callback stuck for good stops the heartbeat
             try:
                 source, message = self._handoff.get(timeout=WORKER_POLL_S)
             except queue.Empty:
@@ -266,6 +275,10 @@ class Consumer:
                     "Unexpected error handling a message", extra={"action": "consumer_worker_failed"}
                 )
         self._store.reset()
+
+
+# ConsumerStats fields reported to the observer, and the Observer method for each.
+_OBSERVED = {"processed": "consumed", "duplicates": "duplicate_discarded", "nacked": "consumer_nacked"}
 
 
 def _reason(conn: transport.Transport | None, default: str) -> str:
@@ -307,6 +320,7 @@ def build_consumer(
     queue_name: str | None = None,
     *,
     settings: conf.OutboxSettings | None = None,
+    observer: observability.Observer | None = None,
 ) -> Consumer:
     """A ``Consumer`` over ``StompTransport`` built from the settings (default: the Django settings)."""
     settings = settings or conf.get_settings()
@@ -319,4 +333,5 @@ def build_consumer(
         settings=settings,
         transport_factory=functools.partial(transport.StompTransport, settings),
         store=inbox.DatabaseInbox(settings.DEFAULT_RECEIVED_CLASS),
+        observer=observer,
     )

@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from django_outbox_pattern import backoff, conf, exceptions, inbox, payloads, transport
+from django_outbox_pattern import backoff, conf, exceptions, inbox, payloads, tracing, transport
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,8 @@ class Processor:
         try:
             if self._store.exists(payload.msg_id):
                 raise inbox.DuplicateMessage()
-            self._callback(payload)
+            with tracing.consumer_span(payload.headers):
+                self._callback(payload)
         except inbox.DuplicateMessage:
             payload.ack()
             self._count("duplicates")

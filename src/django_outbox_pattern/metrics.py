@@ -131,7 +131,9 @@ class OutboxMetrics:
         self.send_failed_total = counter("outbox_messages_send_failed", "Messages sent but not confirmed.")
         self.dead_lettered_total = counter("outbox_messages_dead_lettered", "Outbox rows made FAILED.")
         self.retried_total = counter("outbox_messages_retried", "Outbox rows rescheduled with a backoff.")
-        self.consumed_total = counter("outbox_messages_consumed", "Messages the consumer's callback handled.")
+        self.consumed_total = counter(
+            "outbox_messages_consumed", "Messages the consumer processed and acked."
+        )
         self.duplicates_total = counter(
             "outbox_messages_duplicates_discarded", "Messages discarded as already in the inbox."
         )

@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MultiObserver", "NullObserver", "Observer", "build_observer"]
+__all__ = [
+    "MultiObserver",
+    "NullObserver",
+    "Observer",
+    "add_arguments",
+    "build_observer",
+    "observer_from_options",
+    "shielded",
+]
 
 
 @runtime_checkable
@@ -36,7 +44,7 @@ class Observer(Protocol):
         """``count`` outbox rows were rescheduled with a backoff."""
 
     def consumed(self) -> None:
-        """The consumer's callback finished a message (saved, nacked or acked by it)."""
+        """The consumer processed a message: saved by the callback (and committed) or acked by it."""
 
     def duplicate_discarded(self) -> None:
         """The consumer discarded a message already in the inbox (acked without running effects twice)."""
@@ -142,11 +150,21 @@ class MultiObserver:
         self._each("heartbeat")
 
 
+def shielded(observer: Observer | None) -> Observer:
+    """What an engine keeps: a ``NullObserver`` for None, else the observer behind a ``MultiObserver``."""
+    if observer is None:
+        return NullObserver()
+    if type(observer) in (NullObserver, MultiObserver):  # a subclass may raise: shield it
+        return observer
+    return MultiObserver(observer)
+
+
 def build_observer(
     *,
     metrics_port: int | None = None,
     metrics_addr: str = "127.0.0.1",
     health_file: str | None = None,
+    component: str = "",
 ) -> Observer:
     """The observers a command asked for (``--metrics-port``, ``--health-file``), shielded from errors.
 
@@ -163,7 +181,33 @@ def build_observer(
     if health_file:
         from django_outbox_pattern import health
 
-        observers.append(health.HeartbeatObserver(health_file))
+        observers.append(health.HeartbeatObserver(health_file, component=component))
     if not observers:
         return NullObserver()
     return MultiObserver(*observers)
+
+
+def add_arguments(parser: Any) -> None:
+    """``--metrics-port``, ``--metrics-addr`` and ``--health-file`` for an argparse (manage.py) command."""
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics on this port (needs [metrics])",
+    )
+    parser.add_argument(
+        "--metrics-addr", default="127.0.0.1", help="address of the metrics server (default: 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--health-file", default=None, help="write a liveness heartbeat to this file on every pass"
+    )
+
+
+def observer_from_options(options: Mapping[str, Any], *, component: str) -> Observer:
+    """``build_observer()`` from the options ``add_arguments`` declared."""
+    return build_observer(
+        metrics_port=options.get("metrics_port"),
+        metrics_addr=options.get("metrics_addr") or "127.0.0.1",
+        health_file=options.get("health_file"),
+        component=component,
+    )

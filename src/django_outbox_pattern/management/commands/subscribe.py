@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_outbox_pattern import exceptions, shutdown
+from django_outbox_pattern import exceptions, observability, shutdown
 from django_outbox_pattern.consumer import build_consumer
 
 
@@ -29,10 +29,14 @@ class Command(BaseCommand):
             default=None,
             help="queue to consume (default: last segment of the destination)",
         )
+        observability.add_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            consumer = build_consumer(options["callback"], options["destination"], options["queue_name"])
+            observer = observability.observer_from_options(options, component="consumer")
+            consumer = build_consumer(
+                options["callback"], options["destination"], options["queue_name"], observer=observer
+            )
         except exceptions.OutboxError as exc:
             raise CommandError(str(exc)) from exc
         self.stderr.write(f"Consuming {consumer.destination} from queue {consumer.queue}; Ctrl-C to stop.")
