@@ -38,15 +38,18 @@ class Housekeeper:
         self._clock = clock
         self._cache = cache
 
-    def run(self) -> None:
-        """Sweep expired rows and apply retention; database errors are logged, never raised."""
+    def run(self) -> int:
+        """Sweep expired rows and apply retention; database errors are logged, never raised.
+
+        Returns how many expired rows were dead-lettered.
+        """
         now = self._clock()
         try:
             expired = self.store.dead_letter_expired(now=now, reason=EXPIRED_REASON)
             removed = self.remove_old_messages(now)
         except exceptions.StorageError as exc:
             logger.warning("Housekeeping failed: %s", exc, extra={"action": "relay_housekeeping_failed"})
-            return
+            return 0
         if expired:
             logger.warning(
                 "%d expired rows dead-lettered",
@@ -59,6 +62,7 @@ class Housekeeper:
                 removed,
                 extra={"action": "relay_rows_purged", "count": removed},
             )
+        return expired
 
     def remove_old_messages(self, now: datetime.datetime) -> int:
         """Retention: only SUCCEEDED rows, only when the cache key is absent (then it is set for the TTL)."""

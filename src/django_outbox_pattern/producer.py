@@ -25,7 +25,7 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 
-from django_outbox_pattern import exceptions, headers, transport
+from django_outbox_pattern import exceptions, headers, tracing, transport
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class Producer:
         Raises UnsendableMessage for a message that cannot be sent, PublishNotConfirmed when no RECEIPT
         came within the receipt timeout, and ConnectionClosed when the connection is not usable.
         """
-        all_headers = {**(headers or {}), **extra_headers}
+        all_headers = {**tracing.trace_headers(), **(headers or {}), **extra_headers}
         all_headers.setdefault(ID_HEADER, uuid.uuid4().hex)
         message = encode(destination, body, all_headers, max_body_bytes=self.max_body_bytes)
         if not self.is_connected():

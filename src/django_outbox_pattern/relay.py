@@ -44,13 +44,24 @@ from django.core.cache import BaseCache
 from django.db import connections, router
 from django.utils import timezone
 
-from django_outbox_pattern import backoff, conf, exceptions, housekeeping, producer, store, transport
+from django_outbox_pattern import (
+    backoff,
+    conf,
+    exceptions,
+    housekeeping,
+    observability,
+    producer,
+    store,
+    tracing,
+    transport,
+)
 
 logger = logging.getLogger(__name__)
 
 QUICK_RETRIES = 2  # failed attempts retried after short delays before the long pause (as in 2.x)
 CONNECT_BACKOFF_BASE_S = 1.0  # first reconnect delay; doubles up to DEFAULT_MAXIMUM_BACKOFF
 STORAGE_BACKOFF_CAP_S = 30.0  # longest wait between passes while the database fails
+HEARTBEAT_EVERY_S = 1.0  # the observer's heartbeat keeps coming while the relay waits out a failure
 EXPIRED_REASON = housekeeping.EXPIRED_REASON
 
 
@@ -120,8 +131,10 @@ class Relay:
         cache: BaseCache | None = None,
         max_body_bytes: int = producer.MAX_BODY_BYTES,
         rng: random.Random | None = None,
+        observer: observability.Observer | None = None,
     ) -> None:
         self.store = store
+        self.observer = observability.shielded(observer)
         self.settings = settings
         self.producer = producer.Producer(
             transport, receipt_timeout=settings.DEFAULT_RECEIPT_TIMEOUT, max_body_bytes=max_body_bytes
@@ -173,6 +186,7 @@ class Relay:
         )
         try:
             while not self._stop.is_set():
+                self.observer.heartbeat()
                 handled = self._guarded_run_once()
                 self._report(on_batch)
                 if until_empty and handled == 0:
@@ -186,6 +200,7 @@ class Relay:
             if self.notifier is not None:
                 self.notifier.stop()
             self.producer.close()
+            self.observer.relay_up(False)
             logger.info(
                 "Relay %s stopped", self.relay_id, extra={"action": "relay_stopped", "relay": self.relay_id}
             )
@@ -201,14 +216,23 @@ class Relay:
         except (exceptions.TransportConnectionError, exceptions.StorageError) as exc:
             self._draining = self._woken = False
             self._land_in_flight_safely()
-            self._stop.wait(self._failure_delay(exc))
+            self._wait(self._failure_delay(exc))
             return None
         self._storage_failures = 0
         return handled
 
+    def _wait(self, delay: float) -> None:
+        """Sleep ``delay`` seconds (cut short by stop), still beating the observer's heartbeat."""
+        deadline = time.monotonic() + delay
+        while not self._stop.wait(min(HEARTBEAT_EVERY_S, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                return
+            self.observer.heartbeat()
+
     def _failure_delay(self, exc: exceptions.OutboxError) -> float:
         """Backoff before the next pass: reconnects up to DEFAULT_MAXIMUM_BACKOFF, database retries 30 s."""
         if isinstance(exc, exceptions.TransportConnectionError):
+            self.observer.relay_up(False)
             self._connect_failures += 1
             attempt, what, cap = self._connect_failures, "Broker", self.settings.DEFAULT_MAXIMUM_BACKOFF
             delay = backoff.compute_backoff(attempt, base=CONNECT_BACKOFF_BASE_S, cap=cap, rng=self._rng)
@@ -233,10 +257,13 @@ class Relay:
         self._woken = False
         if time.monotonic() >= self._next_housekeeping:
             self._next_housekeeping = time.monotonic() + housekeeping.INTERVAL_S
-            self.housekeeper.run()
+            expired = self.housekeeper.run()
+            if expired:
+                self.observer.dead_lettered(expired, EXPIRED_REASON)
         if not self.producer.is_connected():
             self._land_in_flight()  # its receipts can no longer come: record that before reconnecting
             self.producer.connect()
+            self.observer.relay_up(True)
             logger.info("Relay connected to the broker", extra={"action": "relay_connected"})
         self._connect_failures = 0
         started, now = time.monotonic(), self._clock()
@@ -246,7 +273,10 @@ class Relay:
         self._draining = False
         rows = self.store.claim(token, limit=chunk, now=now, lease_until=lease_until)
         self._land_in_flight()  # the previous batch: its receipts arrived while this one was claimed
-        self._in_flight = self._launch(rows, token, started) if rows else None
+        self._in_flight = None
+        if rows:
+            with tracing.relay_batch_span([row.headers for row in rows]):
+                self._in_flight = self._launch(rows, token, started)
         self._draining = len(rows) >= chunk
         if not self._draining:
             self._land_in_flight()  # no batch right behind this one: do not leave it waiting
@@ -293,6 +323,7 @@ class Relay:
         if batch is None:
             return
         quick = self.producer.land(batch.flight)
+        landed = time.monotonic()
         careful = batch.careful
         outcome = producer.SendOutcome(
             careful.confirmed + quick.confirmed,
@@ -314,8 +345,25 @@ class Relay:
             released=released,
         )
         self._log(result, outcome.error)
+        self._observe(result, batch, outcome, landed)
         self.last_batch = result
         self._landed.append(result)
+
+    def _observe(
+        self, result: BatchResult, batch: _Batch, outcome: producer.SendOutcome, landed: float
+    ) -> None:
+        """Report a landed batch; the receipt latency is the pipelined flight's launch to its landing."""
+        destinations = collections.Counter(batch.rows[key].destination for key in outcome.confirmed)
+        flight = batch.flight
+        launched = flight.deadline - self.producer.receipt_timeout
+        latencies = [max(0.0, landed - launched)] if flight.pending else []
+        self.observer.batch_published(result.published, destinations, latencies)
+        if result.failed:
+            self.observer.send_failed(result.failed, outcome.error)
+        if result.retried:
+            self.observer.retried(result.retried)
+        if result.dead_lettered:
+            self.observer.dead_lettered(result.dead_lettered, outcome.error or "expired or unsendable")
 
     def _land_in_flight_safely(self) -> None:
         try:
@@ -387,6 +435,7 @@ def build_relay(
     chunk_size: int | None = None,
     poll_interval: float | None = None,
     notify: bool | None = None,
+    observer: observability.Observer | None = None,
 ) -> Relay:
     """The relay the ``publish`` commands run: settings (default: Django's) with the given overrides."""
     overrides: dict[str, Any] = {
@@ -409,4 +458,6 @@ def build_relay(
         from django_outbox_pattern import notify as notify_module
 
         notifier = notify_module.build_listener(outbox.using)
-    return Relay(store=outbox, transport=transport.StompTransport(s), settings=s, notifier=notifier)
+    return Relay(
+        store=outbox, transport=transport.StompTransport(s), settings=s, notifier=notifier, observer=observer
+    )

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_outbox_pattern import exceptions, relay, shutdown
+from django_outbox_pattern import exceptions, observability, relay, shutdown
 
 
 class Command(BaseCommand):
@@ -35,6 +35,7 @@ class Command(BaseCommand):
             default=None,
             help="Wake up on PostgreSQL NOTIFY as well as by polling (DEFAULT_RELAY_NOTIFY).",
         )
+        observability.add_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         totals = {"published": 0, "failed": 0, "dead_lettered": 0}
@@ -48,6 +49,7 @@ class Command(BaseCommand):
                 chunk_size=options["chunk_size"],
                 poll_interval=options["poll_interval"],
                 notify=options["notify"],
+                observer=observability.observer_from_options(options, component="relay"),
             )
             once = options["once"]
 
