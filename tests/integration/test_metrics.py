@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from django_outbox_pattern import backlog, metrics
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
+from tests.support.relay_helpers import make_relay, make_rows, make_settings
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -86,3 +87,29 @@ def test_backlog_gauges_are_scraped_over_http(
     got = scrape(port)
     assert ("outbox_backlog_messages", (("destination", destination), ("status", "pending"))) not in got
     assert got[("outbox_oldest_pending_age_seconds", ())] == 0
+
+
+@pytest.mark.broker
+@pytest.mark.django_db(transaction=True)
+def test_relay_counters_are_scraped_over_http_after_relaying_to_the_real_broker(
+    served: tuple[metrics.OutboxMetrics, int], unique_name: str, broker_available: None
+) -> None:
+    outbox_metrics, port = served
+    destination = f"/queue/{unique_name}"
+    make_rows(destination, 5)
+    Published.objects.create(destination="/nope/unsendable", body={})
+    engine = make_relay(make_settings(), observer=outbox_metrics)
+    try:
+        while engine.run_once():
+            pass
+        got = scrape(port)
+        assert got[("outbox_relay_up", ())] == 1
+    finally:
+        engine.producer.close()
+    assert got[("outbox_messages_published_total", (("destination", destination),))] == 5
+    assert got[("outbox_messages_dead_lettered_total", ())] == 1
+    assert got[("outbox_messages_send_failed_total", ())] == 0
+    assert got[("outbox_receipt_latency_seconds_count", ())] >= 1
+    assert 0 < got[("outbox_receipt_latency_seconds_sum", ())] < 10
+    assert got[("outbox_backlog_messages", (("destination", "/nope/unsendable"), ("status", "failed")))] == 1
+    assert ("outbox_backlog_messages", (("destination", destination), ("status", "pending"))) not in got
