@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import pathlib
+import signal
 import socket
+import subprocess
 import urllib.request
 
 import pytest
 
 from django_outbox_pattern import health
+from django_outbox_pattern.choices import StatusChoice
 from tests.support.processes import Subscriber, subprocess_env
+from tests.support.relay_helpers import django_command, make_rows, statuses
+from tests.support.relay_helpers import subprocess_env as relay_env
 from tests.support.runner import wait_until
 from tests.support.stomp_tools import declare, publish, settings_with
 from tests.testapp.models import Order
@@ -31,7 +36,7 @@ def metric(port: int, name: str) -> float | None:
     except OSError:
         return None
     for line in text.splitlines():
-        if line.startswith(name + " "):
+        if line.startswith(name + " "):  # name may carry labels: outbox_x{destination="/queue/a"}
             return float(line.split()[1])
     return None
 
@@ -66,3 +71,33 @@ def test_an_unwritable_health_file_stops_the_command_with_a_clear_error(
     with Subscriber(*args, env=subprocess_env()) as sub:
         assert sub.wait(30) == 1
         assert "writable path to --health-file" in sub.stderr
+
+
+def test_publish_serves_metrics_and_keeps_its_heartbeat_fresh(
+    unique_name: str, broker_available: None, tmp_path: pathlib.Path
+) -> None:
+    make_rows(f"/queue/{unique_name}", 4)
+    alive = tmp_path / "relay.alive"
+    port = free_port()
+    args = ["publish", "--poll-interval", "0.1", "--health-file", str(alive), "--metrics-port", str(port)]
+    process = subprocess.Popen(
+        django_command(*args), env=relay_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert wait_until(lambda: metric(port, "outbox_relay_up") == 1, timeout=30), "no metrics served"
+        assert wait_until(lambda: statuses()[StatusChoice.SUCCEEDED] == 4, timeout=30)
+        assert wait_until(
+            lambda: (
+                metric(port, f'outbox_messages_published_total{{destination="/queue/{unique_name}"}}') == 4
+            ),
+            timeout=10,
+        )
+        assert health.read_heartbeat(alive, max_age_s=5).ok
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 0, stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert '"component": "relay"' in alive.read_text()
