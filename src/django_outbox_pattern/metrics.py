@@ -204,6 +204,20 @@ class OutboxMetrics:
         self.heartbeat_gauge.set_to_current_time()
 
 
+def render_backlog() -> str:
+    """The backlog gauges measured now, in the Prometheus text format (``outboxctl inspect --metrics``).
+
+    Raises StorageError when the database cannot be queried (a scrape would report outbox_backlog_up 0).
+    """
+    from django_outbox_pattern import backlog
+
+    client = prometheus()
+    measured = backlog.measure()
+    registry = client.CollectorRegistry()
+    registry.register(cast("Collector", BacklogCollector(lambda: measured)))
+    return str(client.generate_latest(registry).decode("utf-8"))
+
+
 def _factory(kind: Any, registry: CollectorRegistry) -> Callable[..., Any]:
     def make(name: str, documentation: str, labels: Sequence[str] = ()) -> Any:
         return kind(name, documentation, list(labels), registry=registry)

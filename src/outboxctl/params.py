@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -76,6 +77,29 @@ LimitOpt = Annotated[
 ]
 AllOpt = Annotated[
     bool, typer.Option("--all", help="Select every matching row when no other filter is given.")
+]
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        min=0,
+        max=65535,
+        metavar="PORT",
+        show_default=False,
+        help="Serve Prometheus metrics on PORT at /metrics (needs django-outbox-pattern\\[metrics]).",
+    ),
+]
+MetricsAddrOpt = Annotated[
+    str, typer.Option("--metrics-addr", metavar="ADDR", help="Address the metrics server listens on.")
+]
+HealthFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--health-file",
+        metavar="FILE",
+        show_default=False,
+        help="Liveness heartbeat file, rewritten while the loop runs (read by `check --liveness`).",
+    ),
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]

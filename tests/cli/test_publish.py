@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from django_outbox_pattern import conf, exceptions, transport
+from django_outbox_pattern import conf, exceptions, observability, transport
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
 from outboxctl.exit_codes import ExitCode
@@ -31,11 +31,14 @@ def test_flags_reach_the_relay_and_the_settings(cli, relay_standin, broker_avail
     assert settings.DEFAULT_PUBLISHED_CHUNK_SIZE == 7
     assert settings.DEFAULT_PRODUCER_WAITING_TIME == 0.5
     assert settings.DEFAULT_RELAY_NOTIFY is False
+    observer = relay_standin.kwargs.pop("observer")
     assert relay_standin.kwargs == {"chunk_size": 7, "poll_interval": 0.5, "notify": False}
+    assert type(observer) is observability.NullObserver  # no --metrics-port / --health-file
 
 
 def test_defaults_pass_none(cli, relay_standin, broker_available) -> None:
     assert cli("publish", "--once").exit_code == 0
+    relay_standin.kwargs.pop("observer")
     assert relay_standin.kwargs == {"chunk_size": None, "poll_interval": None, "notify": None}
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from outboxctl import bootstrap, errors, output, params
-from outboxctl.commands import config, state
+from outboxctl.commands import _probes, config, state
 from outboxctl.exit_codes import ExitCode
 
 MARKS = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "skip": "[dim]skip[/]"}
@@ -34,6 +34,28 @@ def check(
             help="Seconds to wait for CONNECTED and for the RECEIPT (overrides the settings).",
         ),
     ] = None,
+    liveness: Annotated[
+        bool,
+        typer.Option(
+            "--liveness",
+            help="Only check the heartbeat file (--health-file) of a running relay or consumer: exit 0 "
+            "fresh, 5 stale or missing. Needs no settings.",
+        ),
+    ] = False,
+    readiness: Annotated[
+        bool,
+        typer.Option(
+            "--readiness",
+            help="Only check that the database answers and the broker accepts a STOMP CONNECT: exit 0 or 5.",
+        ),
+    ] = False,
+    health_file: params.HealthFileOpt = None,
+    max_age: Annotated[
+        float,
+        typer.Option(
+            "--max-age", min=0.1, metavar="SECONDS", help="With --liveness: oldest heartbeat accepted."
+        ),
+    ] = 60.0,
 ) -> None:
     """Check the configuration, the database and its migrations, and the broker.
 
@@ -48,11 +70,23 @@ def check(
       outboxctl check
       outboxctl check --json --timeout 3
       outboxctl check --skip-database --show-config
+      outboxctl check --liveness --health-file /tmp/relay.alive --max-age 30
+      outboxctl check --readiness --timeout 3
     """
     flags = {
         "DEFAULT_CONNECT_TIMEOUT": (timeout, "--timeout"),
         "DEFAULT_RECEIPT_TIMEOUT": (timeout, "--timeout"),
     }
+    if liveness or readiness:  # the quick probes: exit 0 or 5
+        _probes.run(
+            state(ctx),
+            liveness=liveness,
+            readiness=readiness,
+            health_file=health_file,
+            max_age=max_age,
+            flags=flags,
+            as_json=as_json,
+        )
     resolved = bootstrap.setup(state(ctx), flags, database=not skip_database)
     from django_outbox_pattern import diagnostics
 

@@ -36,6 +36,14 @@ def inspect(
     inbox: Annotated[
         bool, typer.Option("--inbox", help="Inbox (received messages) instead of the outbox.")
     ] = False,
+    metrics: Annotated[
+        bool,
+        typer.Option(
+            "--metrics",
+            help="Print the backlog gauges once in the Prometheus text format (the relay's and consumer's "
+            "counters are served by their --metrics-port).",
+        ),
+    ] = False,
     as_json: params.JsonOpt = False,
 ) -> None:
     """Show the outbox and inbox at a glance, rows matching filters, or one row in full.
@@ -50,8 +58,15 @@ def inspect(
       outboxctl inspect --pending --destination '/topic/orders*' --limit 50 --json
       outboxctl inspect --id 3f0c2a4e-...
       outboxctl inspect --inbox --since 1d
+      outboxctl inspect --metrics
     """
+    if metrics and as_json:
+        errors.fail("--metrics and --json exclude each other.", "Pick one.", ExitCode.USAGE)
     bootstrap.setup(state(ctx))
+    if metrics:
+        from django_outbox_pattern import metrics as outbox_metrics
+
+        return typer.echo(outbox_metrics.render_backlog(), nl=False)
     from django_outbox_pattern import operations
 
     table: Any = "inbox" if inbox else "outbox"

@@ -86,6 +86,9 @@ def publish(
             help="Wake up on PostgreSQL NOTIFY as well as polling \\[default: DEFAULT_RELAY_NOTIFY].",
         ),
     ] = None,
+    metrics_port: params.MetricsPortOpt = None,
+    metrics_addr: params.MetricsAddrOpt = "127.0.0.1",
+    health_file: params.HealthFileOpt = None,
     as_json: params.JsonOpt = False,
 ) -> None:
     """Relay the outbox to the broker: each row is marked published only after the broker's RECEIPT.
@@ -100,6 +103,7 @@ def publish(
       outboxctl publish
       outboxctl publish --until-empty --chunk-size 500 --json
       outboxctl publish --notify --poll-interval 5
+      outboxctl publish --metrics-port 9108 --health-file /tmp/relay.alive
     """
     if once and until_empty:
         errors.fail("--once and --until-empty exclude each other.", "Pick one.", ExitCode.USAGE)
@@ -113,10 +117,16 @@ def publish(
         from django_outbox_pattern import diagnostics
 
         diagnostics.preflight(resolved.outbox)  # a one-shot run fails fast (exit 3/4) instead of waiting
-    from django_outbox_pattern import relay, shutdown
+    from django_outbox_pattern import observability, relay, shutdown
 
+    observer = observability.build_observer(
+        metrics_port=metrics_port,
+        metrics_addr=metrics_addr,
+        health_file=str(health_file) if health_file else None,
+        component="relay",
+    )
     engine = relay.build_relay(
-        resolved.outbox, chunk_size=chunk_size, poll_interval=poll_interval, notify=notify
+        resolved.outbox, chunk_size=chunk_size, poll_interval=poll_interval, notify=notify, observer=observer
     )
     totals = Totals()
     with _status(output.interactive()) as show, shutdown.on_stop(engine.stop):

@@ -33,6 +33,9 @@ def subscribe(
             show_default=False,
         ),
     ] = None,
+    metrics_port: params.MetricsPortOpt = None,
+    metrics_addr: params.MetricsAddrOpt = "127.0.0.1",
+    health_file: params.HealthFileOpt = None,
     as_json: params.JsonOpt = False,
 ) -> None:
     """Consume DESTINATION and call CALLBACK with a Payload for each message (save() or nack() it).
@@ -44,11 +47,20 @@ def subscribe(
 
       outboxctl subscribe myapp.callbacks.on_order /topic/orders.v1 orders
       outboxctl --settings mysite.settings subscribe myapp.callbacks.on_job /queue/jobs
+      outboxctl subscribe myapp.callbacks.on_job /queue/jobs --metrics-port 9109 --health-file /tmp/c.alive
     """
     resolved = bootstrap.setup(state(ctx))
-    from django_outbox_pattern import consumer, shutdown
+    from django_outbox_pattern import consumer, observability, shutdown
 
-    engine = consumer.build_consumer(callback, destination, queue_name, settings=resolved.outbox)
+    observer = observability.build_observer(
+        metrics_port=metrics_port,
+        metrics_addr=metrics_addr,
+        health_file=str(health_file) if health_file else None,
+        component="consumer",
+    )
+    engine = consumer.build_consumer(
+        callback, destination, queue_name, settings=resolved.outbox, observer=observer
+    )
     output.note(
         f"Consuming {destination}" + (f" (queue {queue_name})" if queue_name else "") + "; Ctrl-C stops."
     )
