@@ -140,7 +140,7 @@ class OutboxMetrics:
         self.nacked_total = counter("outbox_messages_nacked", "Messages the consumer nacked.")
         self.receipt_latency = client.Histogram(
             "outbox_receipt_latency_seconds",
-            "Seconds from SEND to the broker's RECEIPT.",
+            "Seconds from sending a pipelined batch to collecting its RECEIPTs (one observation per batch).",
             buckets=RECEIPT_BUCKETS_S,
             registry=self.registry,
         )
