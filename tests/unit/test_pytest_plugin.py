@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import xml.etree.ElementTree as ET
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -101,15 +102,9 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str]
         "OUTBOX_TEST_DB": "sqlite",
         "OUTBOX_TEST_DB_NAME": f"{os.environ.get('OUTBOX_TEST_DB_NAME', 'outbox')}_plugin",
     }
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-p",
-        "django_outbox_pattern.pytest_plugin",
-        "-p",
-        "no:cacheprovider",
-    ]
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+    if not any(e.name == "django_outbox_pattern" for e in entry_points(group="pytest11")):
+        command += ["-p", "django_outbox_pattern.pytest_plugin"]  # not pip-installed: load it by name
     command += ["-q", "--rootdir", str(workdir), f"--junitxml={junit}", str(workdir / "test_sample.py")]
     result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=120)
     assert junit.exists(), result.stdout + result.stderr
