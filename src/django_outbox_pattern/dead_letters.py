@@ -147,7 +147,9 @@ def _give_back(conn: transport.Transport, message: transport.Message) -> None:
     try:
         conn.nack(message.ack_id, message.headers.get("subscription", ""), requeue=True)
     except exceptions.TransportError:
-        logger.debug("Could not hand back a probe delivery", exc_info=True)
+        logger.debug(
+            "Could not hand back a probe delivery", exc_info=True, extra={"action": "probe_return_failed"}
+        )
 
 
 def _resend(conn: transport.Transport, target: str, message: transport.Message, timeout: float) -> None:

@@ -303,7 +303,9 @@ class StompTransport:
                 conn.disconnect()
                 t.wait(lambda: t.closed, DISCONNECT_TIMEOUT_S)
         except Exception:
-            logger.debug("Error while disconnecting", exc_info=True)
+            logger.debug(
+                "Error while disconnecting", exc_info=True, extra={"action": "broker_disconnect_failed"}
+            )
         self._close_quietly(conn)
 
     def is_connected(self) -> bool:
