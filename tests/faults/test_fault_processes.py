@@ -24,7 +24,8 @@ def test_relays_sigkilled_mid_batch_again_and_again(
     private_node: RabbitNode, make_cluster: Callable[..., Cluster], report: Report
 ) -> None:
     cluster = make_cluster(
-        private_node.stomp_port, env={"OUTBOX_CHUNK_SIZE": "20", "OUTBOX_RELAY_LEASE": "3"}
+        private_node.stomp_port,
+        env={"OUTBOX_CHUNK_SIZE": "20", "OUTBOX_RELAY_LEASE": "3", "OUTBOX_RECEIPT_TIMEOUT": "1"},
     )
     cluster.write(1200)
     cluster.start_consumers(2)
