@@ -123,15 +123,29 @@ def fault_db() -> Iterator[faultdb.FaultDatabase]:
     db.drop()
 
 
+@pytest.fixture(scope="module")
+def maria_db() -> Iterator[faultdb.MariaDatabase]:
+    """A MariaDB database of this module's own (faults_<random>), migrated, dropped at the end."""
+    reason = faultdb.maria_available()
+    if reason:
+        service_missing(reason)
+    db = faultdb.MariaDatabase()
+    db.create()
+    yield db
+    db.drop()
+
+
 @pytest.fixture
-def make_cluster(fault_db: faultdb.FaultDatabase, tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
-    """Build the test's Cluster on an emptied database; every process it started is killed at the end."""
-    fault_db.reset()
+def make_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
+    """Build the test's Cluster on an emptied database (the module's PostgreSQL one unless ``db=`` is
+    given); every process it started is killed at the end."""
     made: list[Cluster] = []
 
-    def make(port: int, **kwargs: Any) -> Cluster:
+    def make(port: int, *, db: faultdb.FaultDatabase | None = None, **kwargs: Any) -> Cluster:
+        db = db or request.getfixturevalue("fault_db")
+        db.reset()
         name = kwargs.pop("name", f"f{uuid.uuid4().hex[:12]}")
-        cluster = Cluster(fault_db, port=port, name=name, log_dir=tmp_path, **kwargs)
+        cluster = Cluster(db, port=port, name=name, log_dir=tmp_path, **kwargs)
         made.append(cluster)
         return cluster
 
@@ -153,7 +167,7 @@ def report(request: pytest.FixtureRequest) -> Callable[[int, faultdb.Books], Non
         capture = request.config.pluginmanager.get_plugin("capturemanager")
         if terminal is not None and capture is not None:
             with capture.global_and_fixture_disabled():  # shown with or without -s
-                terminal.write_line(f"{request.node.name}: {line}")
+                terminal.write_line(line)
         request.config.stash.setdefault(SUMMARY_KEY, []).append(
             (request.node.name, injected, books.lost, books.duplicated_effects)
         )

@@ -1,8 +1,9 @@
 """Write outbox rows from a separate process: ``python -m tests.support.fault_writer DEST COUNT [RATE]``.
 
 Inserts COUNT rows for DEST (body ``{"n": i}``) in transactions of up to 50 rows, at about RATE rows a
-second (0 or absent: as fast as possible), then prints ``wrote COUNT``. Run with the fault suite's
-environment (DJANGO_SETTINGS_MODULE, OUTBOX_TEST_DB, OUTBOX_TEST_DB_NAME).
+second (0 or absent: as fast as possible), then prints ``wrote COUNT``. A transaction that fails on a
+lost database connection is written again (a test may cut the writer's connection too). Run with the
+fault suite's environment (DJANGO_SETTINGS_MODULE, OUTBOX_TEST_DB, OUTBOX_TEST_DB_NAME).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ def main(argv: list[str]) -> None:
     import django
 
     django.setup()
-    from django.db import transaction
+    from django.db import DatabaseError, connection, transaction
 
     from django_outbox_pattern.models import Published
 
@@ -27,10 +28,15 @@ def main(argv: list[str]) -> None:
     written = 0
     while written < count:
         size = min(BATCH if rate == 0 else max(1, int(rate / 10)), count - written)
-        with transaction.atomic():
-            Published.objects.bulk_create(
-                [Published(destination=destination, body={"n": written + i}) for i in range(size)]
-            )
+        try:
+            with transaction.atomic():
+                Published.objects.bulk_create(
+                    [Published(destination=destination, body={"n": written + i}) for i in range(size)]
+                )
+        except DatabaseError:
+            connection.close()  # cut under us: reconnect and write this batch again
+            time.sleep(0.1)
+            continue
         written += size
         if rate:
             ahead = written / rate - (time.monotonic() - started)

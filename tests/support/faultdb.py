@@ -1,8 +1,9 @@
-"""A dedicated PostgreSQL database for the fault suite's subprocesses, and the books kept in it.
+"""A dedicated database for the fault suite's subprocesses, and the books kept in it.
 
-``FaultDatabase.create()`` makes ``faults_<random>``, migrates it with ``python -m django migrate`` in a
-subprocess, and ``drop()`` removes it (terminating what is left connected). The test process never
-uses Django's ORM on it: it reads the books and cuts connections with plain SQL over psycopg.
+``FaultDatabase.create()`` makes ``faults_<random>`` on PostgreSQL (``MariaDatabase``: on MariaDB),
+migrates it with ``python -m django migrate`` in a subprocess, and ``drop()`` removes it (with whatever
+is left connected). The test process never uses Django's ORM on it: it reads the books and cuts
+connections with plain SQL (psycopg, PyMySQL).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import uuid
 from typing import Any
 
 import psycopg
+import pymysql
 
 from tests.support.processes import ROOT
 
@@ -72,17 +74,25 @@ class Books:
 
 
 class FaultDatabase:
+    """PostgreSQL."""
+
+    vendor = "postgres"
+    ID_TEXT = "p.id::text"  # an outbox row's id as its dop-msg-id header spells it
+
     def __init__(self) -> None:
         self.name = f"faults_{uuid.uuid4().hex[:10]}"
-        self._conn: psycopg.Connection[Any] | None = None
+        self._conn: Any = None
 
     def env(self) -> dict[str, str]:
         """The environment variables that point tests.settings at this database."""
-        return {"OUTBOX_TEST_DB": "postgres", "OUTBOX_TEST_DB_NAME": self.name}
+        return {"OUTBOX_TEST_DB": self.vendor, "OUTBOX_TEST_DB_NAME": self.name}
 
     def create(self) -> None:
         with psycopg.connect(**pg_params("postgres"), autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{self.name}"')
+        self.migrate()
+
+    def migrate(self) -> None:
         env = {
             **os.environ,
             **self.env(),
@@ -108,37 +118,49 @@ class FaultDatabase:
             admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
     @property
-    def conn(self) -> psycopg.Connection[Any]:
+    def conn(self) -> Any:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(
                 **pg_params(self.name), autocommit=True, application_name="faults-books"
             )
         return self._conn
 
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        self.conn.execute(sql, params)
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return list(self.conn.execute(sql, params).fetchall())
+
     def scalar(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
-        row = self.conn.execute(sql, params).fetchone()
-        return row[0] if row else None
+        rows = self.query(sql, params)
+        return rows[0][0] if rows else None
 
     def reset(self) -> None:
         """Empty the outbox, the inbox and the business table (between the tests of a module)."""
-        self.conn.execute("TRUNCATE published, received, testapp_effect")
+        for table in ("published", "received", "testapp_effect"):
+            self.execute(f"TRUNCATE {table}")
 
     def books(self) -> Books:
-        statuses = dict(
-            self.conn.execute("SELECT status, count(*) FROM published GROUP BY status").fetchall()
-        )
+        statuses = {
+            int(status): int(count)
+            for status, count in self.query("SELECT status, count(*) FROM published GROUP BY status")
+        }
         return Books(
             rows=sum(statuses.values()),
             statuses=statuses,
-            received=self.scalar(
-                "SELECT count(*) FROM published p WHERE EXISTS "
-                "(SELECT 1 FROM received r WHERE r.msg_id = p.id::text)"
+            received=int(
+                self.scalar(
+                    "SELECT count(*) FROM published p WHERE EXISTS "
+                    f"(SELECT 1 FROM received r WHERE r.msg_id = {self.ID_TEXT})"
+                )
             ),
-            effects=self.scalar("SELECT count(*) FROM testapp_effect"),
-            distinct_effects=self.scalar("SELECT count(DISTINCT msg_id) FROM testapp_effect"),
-            effects_for_rows=self.scalar(
-                "SELECT count(*) FROM published p WHERE EXISTS "
-                "(SELECT 1 FROM testapp_effect e WHERE e.msg_id = p.id::text)"
+            effects=int(self.scalar("SELECT count(*) FROM testapp_effect")),
+            distinct_effects=int(self.scalar("SELECT count(DISTINCT msg_id) FROM testapp_effect")),
+            effects_for_rows=int(
+                self.scalar(
+                    "SELECT count(*) FROM published p WHERE EXISTS "
+                    f"(SELECT 1 FROM testapp_effect e WHERE e.msg_id = {self.ID_TEXT})"
+                )
             ),
         )
 
@@ -180,3 +202,90 @@ class FaultDatabase:
         if idle_in_transaction:
             sql += " AND state = 'idle in transaction'"
         return int(self.scalar(sql, (self.name, f"{application_prefix}%")))
+
+
+def maria_params(dbname: str | None = None) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "host": os.environ.get("OUTBOX_MYSQL_HOST", "127.0.0.1"),
+        "port": int(os.environ.get("OUTBOX_MYSQL_PORT", "3306")),
+        "user": os.environ.get("OUTBOX_MYSQL_USER", "root"),
+        "password": os.environ.get("OUTBOX_MYSQL_PASSWORD", ""),
+        "autocommit": True,
+        "charset": "utf8mb4",
+        "collation": "utf8mb4_unicode_ci",  # the tables' collation: comparisons need no conversion
+    }
+    if dbname:
+        params["database"] = dbname
+    return params
+
+
+def maria_available() -> str | None:
+    try:
+        pymysql.connect(**maria_params(), connect_timeout=3).close()
+        return None
+    except pymysql.Error as exc:
+        return f"MariaDB is not available ({exc})"
+
+
+class MariaDatabase(FaultDatabase):
+    """MariaDB (or MySQL): connections are cut with KILL."""
+
+    vendor = "mysql"
+    # Django stores UUIDField as MariaDB's native uuid type (10.7+), as 32 hex digits on MySQL.
+    ID_TEXT = (
+        "IF(LENGTH(p.id) = 32, LOWER(CONCAT_WS('-', SUBSTR(p.id, 1, 8), SUBSTR(p.id, 9, 4), "
+        "SUBSTR(p.id, 13, 4), SUBSTR(p.id, 17, 4), SUBSTR(p.id, 21, 12))), CAST(p.id AS CHAR))"
+    )
+
+    def create(self) -> None:
+        admin = pymysql.connect(**maria_params())
+        try:
+            with admin.cursor() as cursor:
+                cursor.execute(
+                    f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                )
+        finally:
+            admin.close()
+        self.migrate()
+
+    def drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self.kill_sessions()
+        admin = pymysql.connect(**maria_params())
+        try:
+            with admin.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS `{self.name}`")
+        finally:
+            admin.close()
+
+    @property
+    def conn(self) -> Any:
+        if self._conn is None or not self._conn.open:
+            self._conn = pymysql.connect(**maria_params(self.name))
+        return self._conn
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        with self.conn.cursor() as cursor:
+            cursor.execute(sql, params or None)
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self.conn.cursor() as cursor:
+            cursor.execute(sql, params or None)
+            return list(cursor.fetchall())
+
+    def kill_sessions(self) -> int:
+        """KILL every connection to this database but our own (the relays', the consumers')."""
+        ids = self.query(
+            "SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()",
+            (self.name,),
+        )
+        killed = 0
+        for (session,) in ids:
+            try:
+                self.execute(f"KILL {int(session)}")
+                killed += 1
+            except pymysql.err.OperationalError:  # gone meanwhile
+                pass
+        return killed
