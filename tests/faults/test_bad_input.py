@@ -69,7 +69,9 @@ def test_rows_the_broker_refuses_are_dead_lettered_with_their_reason_and_the_res
         finally:
             engine.producer.close()
         received = drain.sync()
-    assert count_ids(received) == {str(row.id): 1 for row in good}  # every good row, once
+    # Every good row arrived. One sent in the same pipelined batch as the too-large row may arrive twice:
+    # the broker closed the connection before its RECEIPT (at-least-once; the inbox deduplicates).
+    assert set(count_ids(received)) == {str(row.id) for row in good}
     reasons = {
         row.id: (row.status, row.last_error)
         for row in Published.objects.filter(id__in=[too_big.id, reserved.id, not_text.id])
