@@ -170,7 +170,10 @@ def validate(mapping: Mapping[str, Any]) -> list[Problem]:
             problems.append((str(key), "unknown setting", hint))
             continue
         message = _check_value(key, value)
-        if message:
+        if message and key in SECRET_KEYS:  # never echo a secret, even a malformed one
+            message = message.replace(repr(value), f"a {type(value).__name__} value (hidden)")
+            problems.append((key, message, f"fix {SETTINGS_NAME}[{key!r}]: it must be a string"))
+        elif message:
             problems.append(
                 (key, message, f"fix {SETTINGS_NAME}[{key!r}]; default is {getattr(DEFAULTS, key)!r}")
             )
@@ -287,5 +290,13 @@ def import_object(path_or_object: Any) -> Any:
 
     try:
         return import_string(path_or_object)
-    except ImportError as exc:
-        raise exceptions.ConfigurationError(f"Cannot import {path_or_object!r}: {exc}") from exc
+    except Exception as exc:  # ImportError, or whatever its module raised while being imported
+        raise exceptions.ConfigurationError(
+            f"Cannot import {path_or_object!r}: {describe_error(exc)}"
+        ) from exc
+
+
+def describe_error(exc: BaseException) -> str:
+    """An exception on one line: its message, with its type unless it is an ImportError."""
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, ImportError) else f"{type(exc).__name__}: {text}"

@@ -8,7 +8,8 @@
 - The supervisor (``run()``) declares ``DLQ.<queue>`` on a short-lived connection (frames that
   subscription receives are requeued when it closes), connects, subscribes with ``client-individual``
   acks, watches the connection and deletes old inbox rows. When the connection is lost it reconnects
-  with backoff on a *new* transport: messages of the old connection are never acked on the new one
+  with backoff on a *new* transport (the backoff starts over only once a connection stayed up for
+  ``STABLE_CONNECTION_S``): messages of the old connection are never acked on the new one
   (they are dropped, the broker redelivers them, and the inbox skips those already saved).
 - What happens to each message (dedupe, retries, ACK/NACK) is ``handling.Processor``'s job.
 - ``stop()`` (safe from a signal handler) stops taking messages, lets the current callback finish within
@@ -32,6 +33,10 @@ from django_outbox_pattern import backoff, conf, exceptions, handling, inbox, ob
 logger = logging.getLogger(__name__)
 
 WATCH_INTERVAL_S = 0.25  # how often the supervisor checks the connection
+# A connection must stay up this long before the reconnect backoff starts over: a broker that accepts the
+# SUBSCRIBE and then closes the connection (a queue declared with other arguments) must not cause a tight
+# reconnect loop.
+STABLE_CONNECTION_S = 10.0
 WORKER_POLL_S = 0.2  # how long the worker waits for a message before checking for stop
 PURGE_CHECK_INTERVAL_S = 60.0  # how often the supervisor asks the cache whether retention is due
 ACK_MODE = "client-individual"
@@ -126,13 +131,16 @@ class Consumer:
         failures = 0
         try:
             while not self._stopping.is_set():
+                opened: float | None = None
                 try:
                     self._open()
-                    failures = 0
+                    opened = time.monotonic()
                     self._watch()
                 except exceptions.TransportError as exc:
                     self._ready.clear()
                     self._observer.consumer_up(False)
+                    if opened is not None and time.monotonic() - opened >= STABLE_CONNECTION_S:
+                        failures = 0  # the connection worked for a while: a new outage starts over
                     failures += 1
                     s = self._settings
                     delay = backoff.compute_backoff(
@@ -190,7 +198,8 @@ class Consumer:
     ) -> None:
         receipt = transport.new_receipt_id()
         conn.subscribe(destination, sub_id, {**headers, "receipt": receipt}, ack=ACK_MODE)
-        if receipt not in conn.wait_for_receipts([receipt], self._settings.DEFAULT_RECEIPT_TIMEOUT):
+        confirmed = receipt in conn.wait_for_receipts([receipt], self._settings.DEFAULT_RECEIPT_TIMEOUT)
+        if not confirmed or getattr(conn, "last_error", None):  # RabbitMQ may confirm, then send ERROR
             reason = _reason(conn, "no RECEIPT in time")
             raise exceptions.BrokerRejected(
                 f"The broker did not confirm SUBSCRIBE to {destination} ({reason})."
@@ -302,10 +311,10 @@ def import_callback(path: str) -> Callback:
 
     try:
         func = import_string(path)
-    except ImportError as exc:
+    except Exception as exc:  # ImportError, or whatever its module raised while being imported
         raise exceptions.CallbackImportError(
-            f"Cannot import the callback {path!r} ({exc}): give a dotted path to a function, such as "
-            "`myapp.callbacks.handle`."
+            f"Cannot import the callback {path!r} ({conf.describe_error(exc)}): give a dotted path to a "
+            "function, such as `myapp.callbacks.handle`."
         ) from exc
     if not callable(func):
         raise exceptions.CallbackImportError(

@@ -36,6 +36,10 @@ MAX_BODY_BYTES = 128 * 1024 * 1024
 # Frame headers the producer owns: a stored value for these is dropped, never sent.
 RESERVED_HEADERS = frozenset({"destination", "receipt", "content-length", "transaction", "content-type"})
 FORCED_HEADERS: Mapping[str, str] = {"persistent": "true", "content-type": CONTENT_TYPE}
+# Broker errors that sending the same message again can never cure (RabbitMQ 3.x wording): a message over
+# the broker's max_message_size. Only meaningful for a message sent alone (see Relay._land_in_flight).
+PERMANENT_REFUSALS = ("is larger than configured max size",)
+RESERVED_QUEUE_PREFIX = "amq."  # RabbitMQ refuses to declare such queues (access_refused)
 _PREFIXES = ("/queue/", "/topic/", "/exchange/", "/amq/queue/", "/temp-queue/", "/reply-queue/")
 _FLAT_PREFIXES = ("/queue/", "/amq/queue/", "/temp-queue/")  # the name may not contain another "/"
 
@@ -90,6 +94,16 @@ def validate_destination(destination: str) -> None:
             f"destination {destination!r} is not valid for RabbitMQ: use /queue/<name>, /topic/<key>, "
             "/exchange/<name>[/<key>], /amq/queue/<name> or /temp-queue/<name>"
         )
+    if prefix == "/queue/" and name.startswith(RESERVED_QUEUE_PREFIX):
+        raise exceptions.UnsendableMessage(
+            f"destination {destination!r}: queue names starting with 'amq.' are reserved by RabbitMQ, "
+            "which refuses to declare them"
+        )
+
+
+def refused_for_good(error: str) -> bool:
+    """True when a broker error says the message can never be accepted as it is (too large)."""
+    return any(text in error for text in PERMANENT_REFUSALS)
 
 
 def _header_text(name: str, value: Any) -> str:

@@ -18,6 +18,8 @@ Outcomes of a claimed row:
   never sent (connection gone) -> SCHEDULE, due at once, retry unchanged
   past expires_at              -> FAILED, last_error "expired: ..." (replay it to send it anyway)
   can never be sent            -> FAILED, last_error "unsendable: <reason>"; the rest of the batch goes on
+                                  (refused up front, or refused by the broker for good when sent alone:
+                                  a body over RabbitMQ's max_message_size)
 
 Fresh rows are sent pipelined. Rows that failed before are sent one at a time first, so a message that
 makes the broker close the connection fails alone and cannot drag the rest of a batch to FAILED with it.
@@ -325,20 +327,25 @@ class Relay:
         quick = self.producer.land(batch.flight)
         landed = time.monotonic()
         careful = batch.careful
+        # A row sent alone that the broker refuses for good (too large) is dead-lettered now: sending it
+        # again would only cost a reconnect per attempt, DEFAULT_MAXIMUM_RETRY_ATTEMPTS times.
+        refused = careful.unconfirmed if producer.refused_for_good(careful.error) else []
         outcome = producer.SendOutcome(
             careful.confirmed + quick.confirmed,
-            careful.unconfirmed + quick.unconfirmed,
+            [key for key in careful.unconfirmed if key not in refused] + quick.unconfirmed,
             careful.unsent + quick.unsent,
             careful.error or quick.error,
         )
         published = self.store.mark_published(outcome.confirmed, now=self._clock())
         retried, exhausted = self._record_failures(outcome, batch.rows, batch.token)
+        reason = f"unsendable: the broker refused it ({careful.error})"
+        exhausted += self.store.dead_letter(refused, token=batch.token, reason=reason, count_attempt=True)
         released = self.store.release(outcome.unsent, token=batch.token, now=self._clock())
-        if not outcome.ok:
+        if not outcome.ok or refused:
             self.producer.close()  # a missing RECEIPT makes the connection suspect: reconnect next pass
         result = BatchResult(
             published=published,
-            failed=len(outcome.unconfirmed),
+            failed=len(outcome.unconfirmed) + len(refused),
             retried=retried,
             dead_lettered=batch.dead_lettered + exhausted,
             elapsed=time.monotonic() - batch.started,

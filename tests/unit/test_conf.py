@@ -126,3 +126,18 @@ def test_public_dict_masks_secrets() -> None:
 def test_import_object_error_is_clear() -> None:
     with pytest.raises(exceptions.ConfigurationError, match=r"Cannot import 'no\.such\.thing'"):
         conf.import_object("no.such.thing")
+
+
+def test_import_object_reports_a_module_that_fails_on_import() -> None:
+    with pytest.raises(exceptions.ConfigurationError, match="RuntimeError: this module is broken on purpose"):
+        conf.import_object("tests.support.broken_callbacks.handle")
+
+
+@pytest.mark.parametrize("key", sorted(conf.SECRET_KEYS))
+@pytest.mark.parametrize("value", [["s3cret-in-a-list"], 424242, b"s3cret-bytes"])
+def test_a_malformed_secret_is_reported_without_its_value(key: str, value: object) -> None:
+    problems = conf.validate({key: value})
+    assert [p[0] for p in problems] == [key]
+    shown = " ".join(problems[0]) + repr(problems)
+    assert "s3cret" not in shown and "424242" not in shown
+    assert "value (hidden)" in problems[0][1]

@@ -270,6 +270,15 @@ def test_build_consumer_refuses_a_bad_callback_path() -> None:
         consumer.build_consumer("nodots", "/topic/x", settings=conf.OutboxSettings())
 
 
+def test_a_callback_module_that_fails_on_import_is_a_clear_one_line_error() -> None:
+    with pytest.raises(exceptions.CallbackImportError) as info:
+        consumer.build_consumer(
+            "tests.support.broken_callbacks.handle", "/topic/x", settings=conf.OutboxSettings()
+        )
+    assert "RuntimeError: this module is broken on purpose" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
 def test_build_consumer_checks_the_destination_before_importing() -> None:
     with pytest.raises(exceptions.InvalidDestination):
         consumer.build_consumer("tests.support.nowhere.handle", "/nope/x", settings=conf.OutboxSettings())

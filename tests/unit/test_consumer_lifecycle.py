@@ -108,6 +108,53 @@ def test_the_supervisor_keeps_retrying_until_the_broker_is_back(make: Any, facto
     assert c.stats.reconnects == 0  # never subscribed before: not a reconnect
 
 
+class ClosingSoonFactory(TransportFactory):
+    """Transports whose broker confirms the SUBSCRIBE of the main queue, then closes the connection
+    (what RabbitMQ does when the queue exists with other arguments); ``at_once`` closes it before the
+    consumer checks its receipt."""
+
+    def __init__(self, *, at_once: bool) -> None:
+        super().__init__()
+        self.at_once = at_once
+
+    def __call__(self) -> Any:
+        t = super().__call__()
+        subscribe = t.subscribe
+
+        def subscribe_then_close(destination: str, subscription_id: str, headers: Any, *, ack: str) -> None:
+            subscribe(destination, subscription_id, headers, ack=ack)
+            if destination == DEST:
+                reason = (
+                    "precondition_failed: PRECONDITION_FAILED - inequivalent arg 'x-dead-letter-exchange'"
+                )
+                if self.at_once:
+                    t.close_abruptly(reason)
+                else:
+                    threading.Timer(0.05, t.close_abruptly, args=(reason,)).start()
+
+        t.subscribe = subscribe_then_close  # type: ignore[method-assign]
+        return t
+
+
+@pytest.mark.parametrize("at_once", [True, False])
+def test_a_subscription_the_broker_confirms_then_drops_backs_off_more_and_more(
+    at_once: bool, store: MemoryInbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    factory = ClosingSoonFactory(at_once=at_once)
+    settings = dataclasses.replace(
+        conf.OutboxSettings(), DEFAULT_RETRY_BASE_DELAY=0.01, DEFAULT_MAXIMUM_BACKOFF=0.2
+    )
+    c = consumer.Consumer(lambda p: p.save(), DEST, settings=settings, transport_factory=factory, store=store)
+    with caplog.at_level(logging.WARNING, logger="django_outbox_pattern"), running(c, ready_timeout=None):
+        assert wait_until(
+            lambda: sum(getattr(r, "action", "") == "consumer_connection_lost" for r in caplog.records) >= 5
+        )
+    lost = [r for r in caplog.records if getattr(r, "action", "") == "consumer_connection_lost"]
+    assert [r.attempt for r in lost[:5]] == [1, 2, 3, 4, 5]  # never back to the first delay
+    if at_once:
+        assert "precondition_failed" in lost[0].getMessage()
+
+
 def test_stop_lets_the_current_callback_finish_and_acks_it(make: Any, factory: TransportFactory) -> None:
     entered, release = threading.Event(), threading.Event()
 

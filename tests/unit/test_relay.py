@@ -174,6 +174,33 @@ def test_a_broker_error_mid_batch_retries_only_unconfirmed_rows_and_reconnects(
     assert Published.objects.get(status=StatusChoice.FAILED).id == bad[0].id
 
 
+def test_a_row_the_broker_refuses_as_too_large_is_dead_lettered_once_it_was_sent_alone(
+    broker: MemoryBroker, memory: MemoryTransport
+) -> None:
+    refusal = (
+        "precondition_failed: PRECONDITION_FAILED - message size 70000 is larger than configured max size 1"
+    )
+    broker.reject_destinations["/queue/big"] = refusal
+    make_rows("/queue/ok", 2)
+    big = make_rows("/queue/big", 1)[0]
+    after = make_rows("/queue/ok", 2)
+    engine = memory_relay(memory, DEFAULT_MAXIMUM_RETRY_ATTEMPTS=50)
+    engine.run_once()  # pipelined: the broker closes the connection at the big row
+    big.refresh_from_db()
+    assert (big.status, big.retry) == (StatusChoice.SCHEDULE, 1)
+    engine.run_once()  # sent alone now: refused again, for good
+    big.refresh_from_db()
+    assert (big.status, big.retry) == (StatusChoice.FAILED, 2)
+    assert big.last_error == f"unsendable: the broker refused it (broker error: {refusal})"
+    assert engine.last_batch is not None and engine.last_batch.dead_lettered == 1
+    while engine.run_once():
+        pass
+    assert statuses() == {StatusChoice.SUCCEEDED: 4, StatusChoice.FAILED: 1, StatusChoice.SCHEDULE: 0}
+    assert {r.id for r in after} <= set(
+        Published.objects.filter(status=StatusChoice.SUCCEEDED).values_list("id", flat=True)
+    )
+
+
 def test_rows_that_failed_before_are_sent_one_at_a_time_first(
     broker: MemoryBroker, memory: MemoryTransport
 ) -> None:

@@ -68,11 +68,19 @@ def test_destinations_rabbitmq_accepts(destination: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "destination", ["", "  ", "/foo/bar", "/queue/", "/queue/a/b", "/topic/", "/queue/a\nb"]
+    "destination",
+    ["", "  ", "/foo/bar", "/queue/", "/queue/a/b", "/topic/", "/queue/a\nb", "/queue/amq.mine"],
 )
 def test_destinations_rabbitmq_refuses(destination: str) -> None:
     with pytest.raises(exceptions.UnsendableMessage):
         producer.validate_destination(destination)
+
+
+def test_only_a_too_large_message_is_refused_for_good() -> None:
+    too_large = "broker error: precondition_failed: PRECONDITION_FAILED - message size 70000 is larger than "
+    assert producer.refused_for_good(too_large + "configured max size 65536")
+    assert not producer.refused_for_good("broker error: not_found: NOT_FOUND - no exchange 'x' in vhost '/'")
+    assert not producer.refused_for_good("no RECEIPT within 5s")
 
 
 @pytest.mark.parametrize(
