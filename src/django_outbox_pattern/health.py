@@ -1,7 +1,7 @@
 """Liveness and readiness for the relay and the consumer.
 
 Liveness: the running loop writes a heartbeat file (``--health-file``) on its passes, at most once per
-``HEARTBEAT_INTERVAL_S``; a probe (``outboxctl check --liveness``, or a Kubernetes exec probe) reads it
+``HEARTBEAT_INTERVAL_S``; a probe (``outboxctl check --liveness``, or a Kubernetes command probe) reads it
 and fails when it is older than a maximum age. Readiness: the database answers ``SELECT 1`` and the broker
 accepts a STOMP CONNECT.
 """
