@@ -35,6 +35,14 @@ class ConnectionClosed(TransportConnectionError):
     """The broker connection was closed while in use; it will be re-opened."""
 
 
+class SendInterrupted(ConnectionClosed):
+    """The connection failed part-way through a ``send_many()``; ``written`` messages were sent first."""
+
+    def __init__(self, message: str | None = None, *, written: int = 0) -> None:
+        super().__init__(message)
+        self.written = written
+
+
 class PublishNotConfirmed(TransportError):
     """The broker did not confirm a message (no RECEIPT in time): it may not have been stored."""
 

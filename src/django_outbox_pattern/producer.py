@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 import logging
 import time
 import uuid
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -41,7 +42,15 @@ FORCED_HEADERS: Mapping[str, str] = {"persistent": "true", "content-type": CONTE
 PERMANENT_REFUSALS = ("is larger than configured max size",)
 RESERVED_QUEUE_PREFIX = "amq."  # RabbitMQ refuses to declare such queues (access_refused)
 _PREFIXES = ("/queue/", "/topic/", "/exchange/", "/amq/queue/", "/temp-queue/", "/reply-queue/")
+WRITE_MESSAGES = 250  # at most this many messages per socket write of a pipelined batch
+WRITE_BYTES = 256 * 1024  # ... or about this many bytes of bodies
 _FLAT_PREFIXES = ("/queue/", "/amq/queue/", "/temp-queue/")  # the name may not contain another "/"
+
+
+class EncodedJSON(str):
+    """A body that is JSON text already (the relay reads the stored text): sent as it is, not encoded."""
+
+    __slots__ = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -76,6 +85,18 @@ class Flight:
     unsent: list[Hashable]
     error: str
     deadline: float  # time.monotonic() after which a missing RECEIPT counts as not confirmed
+
+
+def _writes(messages: Sequence[OutgoingMessage]) -> Iterator[tuple[int, int]]:
+    """Split ``messages`` into consecutive [start, end) runs, each one write to the transport."""
+    start, size = 0, 0
+    for index, message in enumerate(messages):
+        size += len(message.body)
+        if index + 1 - start >= WRITE_MESSAGES or size >= WRITE_BYTES:
+            yield start, index + 1
+            start, size = index + 1, 0
+    if start < len(messages):
+        yield start, len(messages)
 
 
 @functools.lru_cache(maxsize=4096)  # destinations repeat: check each one once
@@ -144,7 +165,7 @@ def encode(
             wire[name] = _header_text(name, value)
     wire.update(FORCED_HEADERS)
     try:
-        text = json.dumps(body, cls=DjangoJSONEncoder)
+        text = str(body) if isinstance(body, EncodedJSON) else json.dumps(body, cls=DjangoJSONEncoder)
     except (TypeError, ValueError) as exc:
         raise exceptions.UnsendableMessage(f"body is not JSON-serialisable: {exc}") from exc
     size = len(text.encode("utf-8"))
@@ -226,16 +247,26 @@ class Producer:
         return SendOutcome(confirmed, [], [])
 
     def launch(self, messages: Sequence[OutgoingMessage]) -> Flight:
-        """Send every message with a receipt, without waiting; ``land()`` collects the receipts later."""
+        """Send every message with a receipt, without waiting; ``land()`` collects the receipts later.
+
+        Messages go to the transport in writes of up to WRITE_MESSAGES messages or WRITE_BYTES of body.
+        When a write fails, the messages after it count as never sent; those of the failed write count as
+        sent (their attempt counts, so a message that breaks the connection cannot go round for ever),
+        unless the transport says how many of them it wrote (``exceptions.SendInterrupted``).
+        """
         pending: dict[str, Hashable] = {}
-        for index, message in enumerate(messages):
-            receipt = transport.new_receipt_id()
+        for start, end in _writes(messages):
+            chunk = {transport.new_receipt_id(): m for m in messages[start:end]}
             try:
-                self.transport.send(message.destination, message.body, message.headers, receipt=receipt)
+                self.transport.send_many(
+                    [transport.OutgoingFrame(m.destination, m.body, m.headers, r) for r, m in chunk.items()]
+                )
             except exceptions.TransportError as exc:
-                unsent = [m.key for m in messages[index:]]
+                written = exc.written if isinstance(exc, exceptions.SendInterrupted) else len(chunk)
+                pending.update((r, m.key) for r, m in itertools.islice(chunk.items(), written))
+                unsent = [m.key for m in messages[start + written :]]
                 return Flight(pending, unsent, str(exc), time.monotonic() + self.receipt_timeout)
-            pending[receipt] = message.key
+            pending.update((r, m.key) for r, m in chunk.items())
         return Flight(pending, [], "", time.monotonic() + self.receipt_timeout)
 
     def land(self, flight: Flight) -> SendOutcome:

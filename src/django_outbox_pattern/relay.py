@@ -1,11 +1,12 @@
 """The relay: moves outbox rows to the broker, marking each one published only on its RECEIPT.
 
 Read top to bottom: ``Relay.run()`` loops over ``run_once()``. A pass claims a batch (a lease, see
-store.py), *lands* the batch launched by the previous pass (collects its receipts, which arrived while
-this batch was claimed, and records every row's outcome with one UPDATE per outcome), then *launches* the
-new batch (sends every message with a receipt, without waiting). So the broker confirms batch N while
-the relay claims batch N+1; a batch that is not full is landed in its own pass, before the relay goes
-idle. No database transaction is open while sending, waiting or sleeping.
+store.py), *launches* it (sends every message with a receipt, without waiting), then *lands* the batch
+launched by the previous pass (collects its receipts, which arrived meanwhile, and records every row's
+outcome with one UPDATE per outcome). So while the broker stores and confirms batch N, the relay records
+batch N-1 and claims batch N+1, and the broker always has the next batch before it finishes the current
+one; a batch that is not full is landed in its own pass, before the relay goes idle. No database
+transaction is open while sending, waiting or sleeping.
 
 Django's ``close_old_connections()`` (CONN_MAX_AGE, broken connections) runs at the start of a pass,
 except right after a full batch or a wake-up: there rows are waiting, and a reconnect would only add
@@ -63,6 +64,7 @@ logger = logging.getLogger(__name__)
 QUICK_RETRIES = 2  # failed attempts retried after short delays before the long pause (as in 2.x)
 CONNECT_BACKOFF_BASE_S = 1.0  # first reconnect delay; doubles up to DEFAULT_MAXIMUM_BACKOFF
 STORAGE_BACKOFF_CAP_S = 30.0  # longest wait between passes while the database fails
+IN_FLIGHT_BATCHES = 2  # full batches sent and not yet landed while draining (the broker's queue)
 HEARTBEAT_EVERY_S = 1.0  # the observer's heartbeat keeps coming while the relay waits out a failure
 EXPIRED_REASON = housekeeping.EXPIRED_REASON
 
@@ -150,7 +152,7 @@ class Relay:
         self._stop = threading.Event()
         self._wakeup = threading.Event()
         self._claims = itertools.count(1)
-        self._in_flight: _Batch | None = None
+        self._in_flight: collections.deque[_Batch] = collections.deque()  # launched, oldest first
         self._landed: list[BatchResult] = []
         self._draining = False  # the last pass claimed a full batch: more are waiting
         self._woken = False  # the idle wait was cut short by a wake-up (NOTIFY): new rows are waiting
@@ -178,9 +180,14 @@ class Relay:
         self._wakeup.set()
 
     def run(
-        self, *, until_empty: bool = False, on_batch: Callable[[BatchResult], None] | None = None
+        self,
+        *,
+        until_empty: bool = False,
+        once: bool = False,
+        on_batch: Callable[[BatchResult], None] | None = None,
     ) -> None:
-        """Relay until ``stop()``; with ``until_empty``, return once no row is due."""
+        """Relay until ``stop()``; with ``until_empty``, return once no row is due; with ``once``, after
+        one batch (or none, when nothing is due) is claimed, sent and landed."""
         if self.notifier is not None:
             self.notifier.start(self._wakeup, self._notifier_died)
         logger.info(
@@ -191,7 +198,7 @@ class Relay:
                 self.observer.heartbeat()
                 handled = self._guarded_run_once()
                 self._report(on_batch)
-                if until_empty and handled == 0:
+                if (until_empty and handled == 0) or (once and handled is not None):
                     break
                 if handled is not None and not self._draining:
                     self._woken = self._wakeup.wait(self.settings.DEFAULT_PRODUCER_WAITING_TIME)
@@ -274,25 +281,24 @@ class Relay:
         chunk = self.settings.DEFAULT_PUBLISHED_CHUNK_SIZE
         self._draining = False
         rows = self.store.claim(token, limit=chunk, now=now, lease_until=lease_until)
-        self._land_in_flight()  # the previous batch: its receipts arrived while this one was claimed
-        self._in_flight = None
-        if rows:
+        if rows:  # sent before older batches are landed, so the broker always has the next one queued
             with tracing.relay_batch_span([row.headers for row in rows]):
-                self._in_flight = self._launch(rows, token, started)
+                self._in_flight.append(self._launch(rows, token, started))
         self._draining = len(rows) >= chunk
-        if not self._draining:
-            self._land_in_flight()  # no batch right behind this one: do not leave it waiting
+        # Land the oldest batches, whose receipts came meanwhile; when no full batch is right behind them,
+        # land every one: none is left waiting.
+        while len(self._in_flight) > (IN_FLIGHT_BATCHES if self._draining else 0):
+            self._land(self._in_flight.popleft())
         return len(rows)
 
     def _launch(self, rows: list[store.OutboxRow], token: str, started: float) -> _Batch:
         """Dead-letter what cannot go, send rows that failed before one at a time, then the rest pipelined."""
-        now = self._clock()
         by_id = {row.id: row for row in rows}
         expired: list[Hashable] = []
         unsendable: dict[str, list[Hashable]] = collections.defaultdict(list)
         messages: list[producer.OutgoingMessage] = []
         for row in rows:
-            if row.expires_at <= now:
+            if row.expired:
                 expired.append(row.id)
                 continue
             try:
@@ -320,10 +326,12 @@ class Relay:
         return _Batch(token, by_id, started, dead, careful, flight)
 
     def _land_in_flight(self) -> None:
-        """Collect the in-flight batch's receipts and record every row's outcome."""
-        batch, self._in_flight = self._in_flight, None
-        if batch is None:
-            return
+        """Land every batch in flight, oldest first."""
+        while self._in_flight:
+            self._land(self._in_flight.popleft())
+
+    def _land(self, batch: _Batch) -> None:
+        """Collect the batch's receipts and record every row's outcome."""
         quick = self.producer.land(batch.flight)
         landed = time.monotonic()
         careful = batch.careful

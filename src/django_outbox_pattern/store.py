@@ -21,16 +21,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django.db import DatabaseError, connections, models, transaction
-from django.db.models import F, Q
+from django.db.models import ExpressionWrapper, F, Q
+from django.db.models.functions import Cast
 
 from django_outbox_pattern import exceptions
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
+from django_outbox_pattern.producer import EncodedJSON
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +43,9 @@ logger = logging.getLogger(__name__)
 # MariaDB sorts, which locks every due row and leaves nothing for the other relays to claim.
 CLAIM_ORDER = ("available_at", "id")
 BATCH_SIZE = 1000  # rows per statement for sweeps and purges
-_FIELDS = ("id", "destination", "body", "headers", "retry", "expires_at")
+# What a claim reads: the body as the JSON text stored (sent as it is, never decoded), the headers as JSON
+# text, and whether the row expired (compared in SQL: no timestamp is parsed per row).
+_FIELDS = ("id", "destination", "wire_body", "wire_headers", "retry", "expired")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -49,14 +54,24 @@ class OutboxRow:
 
     id: Any
     destination: str
-    body: Any
-    headers: Any
+    body: EncodedJSON  # the stored JSON text
+    headers: Any  # decoded: a dict, unless someone stored something else
     retry: int
-    expires_at: datetime.datetime
+    expired: bool  # expires_at had passed when the row was claimed
 
     @classmethod
     def from_values(cls, values: Sequence[Any]) -> OutboxRow:
-        return cls(*values)
+        row_id, destination, body, headers, retry, expired = values
+        return cls(row_id, destination, EncodedJSON(body), json.loads(headers), retry, bool(expired))
+
+
+def _wire_values(rows: models.QuerySet[Published], now: datetime.datetime) -> models.QuerySet[Any]:
+    """``_FIELDS`` of the rows: JSON columns as their stored text, expiry compared by the database."""
+    return rows.annotate(
+        wire_body=Cast("body", output_field=models.TextField()),
+        wire_headers=Cast("headers", output_field=models.TextField()),
+        expired=ExpressionWrapper(Q(expires_at__lte=now), output_field=models.BooleanField()),
+    ).values_list(*_FIELDS)
 
 
 @contextlib.contextmanager
@@ -118,7 +133,8 @@ class OutboxStore:
             )
             if self.strategy == "skip_locked":
                 with transaction.atomic(using=self.using):
-                    rows = list(due.select_for_update(skip_locked=True).values_list(*_FIELDS)[:limit])
+                    locked = due.select_for_update(skip_locked=True)
+                    rows = list(_wire_values(locked, now)[:limit])
                     if rows:
                         self._rows().filter(id__in=[r[0] for r in rows]).update(
                             locked_by=token, available_at=lease_until
@@ -130,7 +146,7 @@ class OutboxStore:
             self._rows().filter(id__in=ids, status=StatusChoice.SCHEDULE, available_at__lte=now).update(
                 locked_by=token, available_at=lease_until
             )
-            leased = self._rows().filter(locked_by=token, status=StatusChoice.SCHEDULE).values_list(*_FIELDS)
+            leased = _wire_values(self._rows().filter(locked_by=token, status=StatusChoice.SCHEDULE), now)
             position = {row_id: index for index, row_id in enumerate(ids)}  # the lease erased the due order
             return sorted((OutboxRow.from_values(r) for r in leased), key=lambda row: position[row.id])
 
@@ -144,30 +160,20 @@ class OutboxStore:
         table = q(meta.db_table)
         fields: dict[str, Any] = {field.name: field for field in meta.concrete_fields}
         col = {name: q(field.column) for name, field in fields.items()}
-        returning = ", ".join(f"{table}.{col[name]}" for name in _FIELDS)
         sql = (
             f"WITH due AS (SELECT {col['id']} AS due_id, {col['available_at']} AS due_at FROM {table} "
             f"WHERE {col['status']} = %s AND {col['available_at']} <= %s "
-            f"ORDER BY {col['available_at']}, {col['id']} LIMIT %s FOR UPDATE SKIP LOCKED) "
-            f"UPDATE {table} SET {col['locked_by']} = %s, {col['available_at']} = %s "
-            f"FROM due WHERE {table}.{col['id']} = due.due_id RETURNING {returning}, due.due_at"
+            f"ORDER BY {col['available_at']}, {col['id']} LIMIT %s FOR UPDATE SKIP LOCKED), "
+            f"claimed AS (UPDATE {table} SET {col['locked_by']} = %s, {col['available_at']} = %s "
+            f"FROM due WHERE {table}.{col['id']} = due.due_id RETURNING {table}.{col['id']} AS id, "
+            f"{col['destination']} AS destination, {col['body']}::text AS body, "
+            f"{col['headers']}::text AS headers, {col['retry']} AS retry, "
+            f"{col['expires_at']} <= %s AS expired, due.due_at) "
+            "SELECT id, destination, body, headers, retry, expired FROM claimed ORDER BY due_at, id"
         )
         with conn.cursor() as cursor:
-            cursor.execute(sql, [StatusChoice.SCHEDULE.value, now, limit, token, lease_until])
-            rows = cursor.fetchall()
-        rows.sort(key=lambda r: (r[-1], r[0]))  # RETURNING has no order: back to the due order
-        body, headers = fields["body"], fields["headers"]  # JSONFields: decode as the ORM does
-        return [
-            OutboxRow(
-                id=r[0],
-                destination=r[1],
-                body=body.from_db_value(r[2], None, conn),
-                headers=headers.from_db_value(r[3], None, conn),
-                retry=r[4],
-                expires_at=r[5],
-            )
-            for r in rows
-        ]
+            cursor.execute(sql, [StatusChoice.SCHEDULE.value, now, limit, token, lease_until, now])
+            return [OutboxRow.from_values(r) for r in cursor.fetchall()]
 
     def mark_published(self, ids: Sequence[Any], *, now: datetime.datetime) -> int:
         """Confirmed by the broker: SUCCEEDED, in one UPDATE (whoever holds the lease now)."""

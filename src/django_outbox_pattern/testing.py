@@ -13,7 +13,7 @@ import collections
 import dataclasses
 import itertools
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from django_outbox_pattern import exceptions, transport
 
@@ -185,6 +185,13 @@ class MemoryTransport:
             with self._cond:
                 self._receipts.add(receipt)
                 self._cond.notify_all()
+
+    def send_many(self, messages: Sequence[transport.OutgoingFrame]) -> None:
+        for index, m in enumerate(messages):
+            try:
+                self.send(m.destination, m.body, m.headers, receipt=m.receipt)
+            except exceptions.ConnectionClosed as exc:
+                raise exceptions.SendInterrupted(str(exc), written=index) from exc
 
     def wait_for_receipts(self, receipts: Collection[str], timeout: float) -> set[str]:
         wanted = set(receipts)

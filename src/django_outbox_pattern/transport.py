@@ -16,10 +16,10 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol
 
-from django_outbox_pattern import conf, exceptions
+from django_outbox_pattern import conf, exceptions, frames
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,15 @@ class Message:
 MessageHandler = Callable[[Message], None]
 
 
+class OutgoingFrame(NamedTuple):
+    """One SEND of a ``send_many()`` call."""
+
+    destination: str
+    body: str
+    headers: Headers
+    receipt: str | None = None
+
+
 class Transport(Protocol):
     """What the relay, the producer and the consumer need from a broker connection."""
 
@@ -60,6 +69,8 @@ class Transport(Protocol):
     def is_connected(self) -> bool: ...
 
     def send(self, destination: str, body: str, headers: Headers, *, receipt: str | None = None) -> None: ...
+
+    def send_many(self, messages: Sequence[OutgoingFrame]) -> None: ...
 
     def wait_for_receipts(self, receipts: Collection[str], timeout: float) -> set[str]: ...
 
@@ -217,6 +228,7 @@ class StompTransport:
         self._hosts = list(hosts or settings.DEFAULT_STOMP_HOST_AND_PORTS)
         self._tracker = _Tracker()
         self._conn: Any = None
+        self._encoder: frames.FrameEncoder | None = None  # None: every frame goes through stomp.py
         self.name = f"stomp-{next(self._ids)}"
 
     def __repr__(self) -> str:  # never shows the passcode
@@ -304,6 +316,7 @@ class StompTransport:
                 "and does DEFAULT_STOMP_USE_SSL match the listener? Run `outboxctl check`."
             )
         self._conn = conn
+        self._encoder = _frame_encoder(conn)
         logger.debug("Connected to %s", self._tracker.server, extra={"action": "broker_connected"})
 
     def _rotate_hosts(self) -> None:
@@ -358,6 +371,29 @@ class StompTransport:
             else:
                 conn.send(destination=destination, body=body, headers=dict(headers), receipt=receipt)
 
+    def send_many(self, messages: Sequence[OutgoingFrame]) -> None:
+        """Send the messages in order, written to the socket together (one ``send()`` each when the
+        connection class is not one of stomp.py's own). On an error some of them may have been sent."""
+        conn = self._require()
+        encoder = self._encoder
+        if encoder is None:
+            for index, m in enumerate(messages):
+                try:
+                    self.send(m.destination, m.body, m.headers, receipt=m.receipt)
+                except exceptions.ConnectionClosed as exc:
+                    raise exceptions.SendInterrupted(str(exc), written=index) from exc
+            return
+        data = b"".join(encoder.send(m.destination, m.body, m.headers, m.receipt) for m in messages)
+        self._write(conn, data, "send")
+
+    def _write(self, conn: Any, data: bytes, what: str) -> None:
+        """Hand encoded frames to stomp.py's writer, as its own ``transmit()`` does."""
+        with wrap_errors(what):
+            if conn.transport.blocking:
+                conn.transport.send(data)  # under stomp.py's socket lock
+            else:  # TLS: stomp.py's receiver thread writes
+                conn.transport.send_queue.put(data)
+
     def wait_for_receipts(self, receipts: Collection[str], timeout: float) -> set[str]:
         """Wait until every receipt arrived, the connection closed, or the timeout; return those that came."""
         wanted = set(receipts)
@@ -384,16 +420,43 @@ class StompTransport:
 
     def ack(self, ack_id: str, subscription_id: str) -> None:
         conn = self._require()
+        if self._encoder is not None:
+            self._write(conn, self._encoder.ack(ack_id, subscription_id), "ack")
+            return
         with wrap_errors("ack"):
             conn.ack(ack_id)  # STOMP 1.2 acks by the message's `ack` id alone
 
     def nack(self, ack_id: str, subscription_id: str, *, requeue: bool = False) -> None:
         conn = self._require()
+        if self._encoder is not None and self._encoder.version != "1.0":
+            self._write(conn, self._encoder.nack(ack_id, subscription_id, requeue=requeue), "nack")
+            return
         with wrap_errors("nack"):
             conn.nack(ack_id, requeue="true" if requeue else "false")
 
     def set_message_handler(self, handler: MessageHandler | None) -> None:
         self._tracker.handler = handler
+
+
+def _frame_encoder(conn: Any) -> frames.FrameEncoder | None:
+    """An encoder for ``conn``'s frames when it is one of stomp.py's own connection classes, used as is
+    (a subclass that changes how frames are built or written keeps stomp.py's path), else None."""
+    import stomp.connect
+    import stomp.transport
+
+    stock = (
+        stomp.connect.StompConnection10,
+        stomp.connect.StompConnection11,
+        stomp.connect.StompConnection12,
+    )
+    version = getattr(conn, "version", None)
+    if (
+        type(conn) not in stock
+        or type(conn.transport) is not stomp.transport.Transport
+        or version not in frames.SUPPORTED_VERSIONS
+    ):
+        return None
+    return frames.FrameEncoder(version)
 
 
 def build_transport(settings: conf.OutboxSettings | None = None) -> StompTransport:

@@ -1,8 +1,8 @@
 """Stand-ins for the relay and consumer engines (``django_outbox_pattern.relay`` / ``.consumer``).
 
 They keep outboxctl's wiring tests fast and independent of the broker. They follow the engines' API
-(``build_relay(settings, *, chunk_size, poll_interval, notify) -> Relay`` with ``run(until_empty, on_batch)``
-and ``stop()``; ``build_consumer(callback, destination, queue_name, *, settings) -> Consumer``
+(``build_relay(settings, *, chunk_size, poll_interval, notify) -> Relay`` with
+``run(until_empty, once, on_batch)`` and ``stop()``; ``build_consumer(callback, destination, queue_name, *, settings) -> Consumer``
 with ``run()``, ``stop()``, ``stats``) and replace only ``build_relay`` / ``build_consumer``, so these tests
 check outboxctl's wiring (flags, signals, output, exit codes). The real engines run in the subprocess
 tests of test_publish.py / test_subscribe.py.
@@ -43,16 +43,18 @@ class StandInRelay:
         self.calls: list[str] = []
         self.stopped = threading.Event()
 
-    def run(self, *, until_empty: bool = False, on_batch: Callable[[Any], None] | None = None) -> None:
-        self.calls.append(f"run(until_empty={until_empty})")
+    def run(
+        self, *, until_empty: bool = False, once: bool = False, on_batch: Callable[[Any], None] | None = None
+    ) -> None:
+        self.calls.append(f"run(until_empty={until_empty}, once={once})")
         if self.error is not None:
             raise self.error
-        for batch in self.batches:
+        for batch in self.batches[:1] if once else self.batches:
             if self.stopped.is_set():
                 break
             if on_batch is not None:
                 on_batch(batch)
-        if until_empty:
+        if until_empty or once:
             return
         if self.sigterm_self:
             os.kill(os.getpid(), signal.SIGTERM)  # outboxctl's shutdown.on_stop must turn this into stop()

@@ -57,7 +57,7 @@ def test_once_stops_after_the_first_batch(cli, relay_standin, broker_available) 
         "elapsed_seconds",
         "rate_per_second",
     }
-    assert relay_standin.built.calls == ["run(until_empty=True)", "stop"]
+    assert relay_standin.built.calls == ["run(until_empty=False, once=True)"]
 
 
 def test_until_empty_sums_every_batch(cli, relay_standin, broker_available) -> None:
@@ -70,14 +70,14 @@ def test_until_empty_sums_every_batch(cli, relay_standin, broker_available) -> N
     assert result.exit_code == 0, result.output
     assert "Outbox drained: published 9" in result.stdout
     assert "dead-lettered 1" in result.stdout
-    assert relay_standin.built.calls == ["run(until_empty=True)"]
+    assert relay_standin.built.calls == ["run(until_empty=True, once=False)"]
 
 
 def test_until_empty_with_nothing_due(cli, relay_standin, broker_available) -> None:
     result = cli("publish", "--until-empty", "--json")
     assert result.exit_code == 0
     assert json.loads(result.stdout)["published"] == 0
-    assert relay_standin.built.calls == ["run(until_empty=True)"]
+    assert relay_standin.built.calls == ["run(until_empty=True, once=False)"]
 
 
 @pytest.mark.parametrize("mode", ["--once", "--until-empty"])

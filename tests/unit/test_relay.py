@@ -227,10 +227,46 @@ def test_a_full_batch_is_confirmed_while_the_next_one_is_claimed(
     make_rows("/queue/q", 5)
     engine = memory_relay(memory, DEFAULT_PUBLISHED_CHUNK_SIZE=3)
     assert engine.run_once() == 3
-    assert statuses()[StatusChoice.SUCCEEDED] == 0  # full: in flight, its receipts are collected next pass
+    assert statuses()[StatusChoice.SUCCEEDED] == 0  # full: in flight, its receipts are collected later
     assert engine.run_once() == 2
     assert statuses()[StatusChoice.SUCCEEDED] == 5  # both landed: the second was not full
     assert engine.run_once() == 0
+
+
+def test_while_draining_two_full_batches_stay_in_flight_and_the_oldest_lands_first(
+    broker: MemoryBroker, memory: MemoryTransport
+) -> None:
+    make_rows("/queue/q", 10)
+    engine = memory_relay(memory, DEFAULT_PUBLISHED_CHUNK_SIZE=3)
+    assert relay.IN_FLIGHT_BATCHES == 2
+    assert [engine.run_once(), engine.run_once()] == [3, 3]
+    assert len(memory.sent) == 6  # both sent at once ...
+    assert statuses()[StatusChoice.SUCCEEDED] == 0  # ... and neither landed yet
+    assert engine.run_once() == 3
+    assert statuses()[StatusChoice.SUCCEEDED] == 3  # a third in flight: the oldest lands
+    assert engine.run_once() == 1
+    assert statuses()[StatusChoice.SUCCEEDED] == 10  # not full: everything lands before going idle
+
+
+def test_stop_lands_every_batch_in_flight(memory: MemoryTransport) -> None:
+    make_rows("/queue/q", 9)
+    engine = memory_relay(memory, DEFAULT_PUBLISHED_CHUNK_SIZE=3)
+    results: list[relay.BatchResult] = []
+    engine.run_once()
+    engine.run_once()
+    engine.stop()
+    engine.run(on_batch=results.append)  # stopped before its first pass: only lands what is in flight
+    assert [r.published for r in results] == [3, 3]
+    assert statuses() == {StatusChoice.SUCCEEDED: 6, StatusChoice.FAILED: 0, StatusChoice.SCHEDULE: 3}
+
+
+def test_once_claims_one_batch_and_lands_it(memory: MemoryTransport) -> None:
+    make_rows("/queue/q", 9)
+    engine = memory_relay(memory, DEFAULT_PUBLISHED_CHUNK_SIZE=3)
+    results: list[relay.BatchResult] = []
+    engine.run(once=True, on_batch=results.append)
+    assert [r.published for r in results] == [3]
+    assert statuses()[StatusChoice.SUCCEEDED] == 3 and len(memory.sent) == 3
 
 
 def test_rows_of_a_destination_go_out_in_creation_order(memory: MemoryTransport) -> None:

@@ -6,10 +6,11 @@ import datetime
 import decimal
 import json
 import uuid
+from collections.abc import Sequence
 
 import pytest
 
-from django_outbox_pattern import exceptions, producer
+from django_outbox_pattern import exceptions, producer, transport
 from django_outbox_pattern.testing import MemoryBroker, MemoryTransport
 
 
@@ -151,3 +152,63 @@ def test_send_many_one_at_a_time_stops_at_the_first_failure(
 def test_send_many_with_everything_confirmed_is_ok(connected: producer.Producer) -> None:
     outcome = connected.send_many(messages("/queue/a", "/queue/b"))
     assert outcome.ok and outcome.confirmed == [0, 1] and outcome.error == ""
+
+
+class _WriteLog(MemoryTransport):
+    """Records the size of every ``send_many()``; the write numbered ``fail_on`` raises ConnectionClosed
+    (a socket error: how much of it went out is unknown)."""
+
+    def __init__(self, broker: MemoryBroker, fail_on: int | None = None) -> None:
+        super().__init__(broker)
+        self.writes: list[int] = []
+        self.fail_on = fail_on
+
+    def send_many(self, messages: Sequence[transport.OutgoingFrame]) -> None:
+        self.writes.append(len(messages))
+        if len(self.writes) == self.fail_on:
+            self.close_abruptly("broken pipe")
+            raise exceptions.ConnectionClosed("broken pipe")
+        super().send_many(messages)
+
+
+def _messages(count: int, body: str = "{}", first: int = 0) -> list[producer.OutgoingMessage]:
+    return [producer.OutgoingMessage("/queue/q", body, {}, key=i) for i in range(first, first + count)]
+
+
+def test_a_pipelined_batch_goes_out_in_writes_of_bounded_size(broker: MemoryBroker) -> None:
+    log = _WriteLog(broker)
+    p = producer.Producer(log, receipt_timeout=0.05)
+    p.connect()
+    outcome = p.send_many(_messages(600))
+    assert log.writes == [producer.WRITE_MESSAGES, producer.WRITE_MESSAGES, 100]
+    assert outcome.ok and len(outcome.confirmed) == 600
+    big = "x" * (producer.WRITE_BYTES // 3 + 1)
+    log.writes.clear()
+    p.send_many(_messages(7, body=f'"{big}"'))
+    assert log.writes == [3, 3, 1]  # cut by bytes long before the message count
+
+
+def test_a_failed_write_counts_its_messages_as_sent_and_the_rest_as_never_sent(broker: MemoryBroker) -> None:
+    log = _WriteLog(broker, fail_on=2)
+    p = producer.Producer(log, receipt_timeout=0.05)
+    p.connect()
+    outcome = p.send_many(_messages(600))
+    assert outcome.confirmed == list(range(250))
+    assert outcome.unconfirmed == list(range(250, 500))  # may have left: the attempt counts
+    assert outcome.unsent == list(range(500, 600))
+    assert "broken pipe" in outcome.error
+
+
+def test_a_transport_that_knows_how_far_it_got_leaves_the_rest_unsent(broker: MemoryBroker) -> None:
+    broker.reject_destinations["/queue/bad"] = "precondition_failed"
+    p = producer.Producer(MemoryTransport(broker), receipt_timeout=0.05)
+    p.connect()
+    bad = producer.OutgoingMessage("/queue/bad", "{}", {}, key="bad")
+    outcome = p.send_many([*_messages(2), bad, *_messages(3, first=10)])
+    assert (outcome.confirmed, outcome.unconfirmed, outcome.unsent) == ([0, 1], ["bad"], [10, 11, 12])
+
+
+def test_an_encoded_json_body_is_sent_as_it_is() -> None:
+    text = '{"b": 1, "a": "caf\u00e9"}'
+    assert producer.encode("/queue/q", producer.EncodedJSON(text)).body == text
+    assert producer.encode("/queue/q", text).body == json.dumps(text)  # a plain str is a JSON string

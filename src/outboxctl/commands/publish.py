@@ -54,7 +54,10 @@ class Totals:
 def publish(
     ctx: typer.Context,
     once: Annotated[
-        bool, typer.Option("--once", help="Stop after the first confirmed batch (or when nothing is due).")
+        bool,
+        typer.Option(
+            "--once", help="Send one batch, wait for its receipts, then exit (also when nothing is due)."
+        ),
     ] = False,
     until_empty: Annotated[
         bool, typer.Option("--until-empty", help="Relay until nothing is due, then exit.")
@@ -130,13 +133,7 @@ def publish(
     )
     totals = Totals()
     with _status(output.interactive()) as show, shutdown.on_stop(engine.stop):
-
-        def on_batch(result: Any) -> None:
-            show(totals, result)
-            if once:
-                engine.stop()  # the batches already in flight still land before run() returns
-
-        engine.run(until_empty=once or until_empty, on_batch=on_batch)
+        engine.run(until_empty=until_empty, once=once, on_batch=lambda result: show(totals, result))
     if as_json:
         output.print_json(totals.report())
     elif once or until_empty:

@@ -21,7 +21,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--once",
             action="store_true",
-            help="Send one batch (and let batches already in flight land), then exit.",
+            help="Send one batch, wait for its receipts, then exit (also when nothing is due).",
         )
         parser.add_argument("--chunk-size", type=int, help="Rows per batch (DEFAULT_PUBLISHED_CHUNK_SIZE).")
         parser.add_argument(
@@ -51,15 +51,8 @@ class Command(BaseCommand):
                 notify=options["notify"],
                 observer=observability.observer_from_options(options, component="relay"),
             )
-            once = options["once"]
-
-            def on_batch(batch: relay.BatchResult) -> None:
-                count(batch)
-                if once:
-                    engine.stop()
-
             with shutdown.on_stop(engine.stop):
-                engine.run(until_empty=options["until_empty"] or once, on_batch=on_batch)
+                engine.run(until_empty=options["until_empty"], once=options["once"], on_batch=count)
         except exceptions.OutboxError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(" ".join(f"{key}={value}" for key, value in totals.items()))

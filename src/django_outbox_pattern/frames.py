@@ -1,0 +1,70 @@
+"""STOMP frames as bytes, for writing many of them to the socket at once (pure code, no I/O).
+
+stomp.py builds every frame through several layers of Python (a Frame object, listeners' ``on_send``,
+header escaping, line lists) and writes each one with its own ``sendall``. The relay sends a whole batch
+and the consumer acks every message, so ``StompTransport`` writes those frames itself: encoded here, joined,
+and handed to stomp.py's socket writer in one call, under its socket lock (heart-beats never land inside a
+frame). Only these fixed shapes are encoded; CONNECT, SUBSCRIBE and the rest still go through stomp.py.
+
+The output is what stomp.py writes for the same frame: ``COMMAND``, one ``name:value`` line per header
+(escaped as the negotiated protocol version says), a blank line, the body, NUL. SEND frames always carry
+``content-length``, so a body may hold any character, NUL included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+# Header escaping by STOMP version (1.0 has none; 1.1 lacks \r; 1.2 escapes names and values alike).
+_ESCAPES: dict[str, dict[int, str]] = {
+    "1.0": {},
+    "1.1": {ord("\\"): "\\\\", ord("\n"): "\\n", ord(":"): "\\c"},
+    "1.2": {ord("\\"): "\\\\", ord("\n"): "\\n", ord(":"): "\\c", ord("\r"): "\\r"},
+}
+SUPPORTED_VERSIONS = frozenset(_ESCAPES)
+
+
+class FrameEncoder:
+    """Encodes SEND, ACK and NACK frames for one negotiated STOMP version ("1.0", "1.1" or "1.2")."""
+
+    def __init__(self, version: str) -> None:
+        if version not in _ESCAPES:
+            raise ValueError(f"unsupported STOMP version {version!r}: one of {sorted(_ESCAPES)}")
+        self.version = version
+        self._table = _ESCAPES[version]
+
+    def _header_lines(self, headers: Iterable[tuple[str, str]]) -> str:
+        table = self._table
+        if not table:
+            return "".join(f"{name}:{value}\n" for name, value in headers)
+        return "".join(f"{name.translate(table)}:{value.translate(table)}\n" for name, value in headers)
+
+    def send(self, destination: str, body: str, headers: Mapping[str, str], receipt: str | None) -> bytes:
+        """A SEND frame; ``destination``, ``receipt`` and ``content-length`` replace any such header."""
+        payload = body.encode("utf-8")
+        fixed = {"destination": destination, "content-length": str(len(payload))}
+        if receipt is not None:
+            fixed["receipt"] = receipt
+        lines = [(name, str(value)) for name, value in headers.items() if name not in fixed]
+        lines.extend(fixed.items())
+        head = "SEND\n" + self._header_lines(sorted(lines)) + "\n"
+        return head.encode("utf-8") + payload + b"\0"
+
+    def ack(self, ack_id: str, subscription_id: str) -> bytes:
+        """An ACK frame: STOMP 1.2 acks by ``id``, 1.0/1.1 by ``message-id`` and ``subscription``."""
+        return self._settle("ACK", ack_id, subscription_id, None)
+
+    def nack(self, ack_id: str, subscription_id: str, *, requeue: bool) -> bytes:
+        """A NACK frame with RabbitMQ's ``requeue`` header (STOMP 1.0 has no NACK: ValueError)."""
+        if self.version == "1.0":
+            raise ValueError("STOMP 1.0 has no NACK frame")
+        return self._settle("NACK", ack_id, subscription_id, "true" if requeue else "false")
+
+    def _settle(self, command: str, ack_id: str, subscription_id: str, requeue: str | None) -> bytes:
+        if self.version == "1.2":
+            headers = [("id", ack_id)]
+        else:
+            headers = [("message-id", ack_id), ("subscription", subscription_id)]
+        if requeue is not None:
+            headers.append(("requeue", requeue))
+        return (command + "\n" + self._header_lines(sorted(headers)) + "\n\0").encode("utf-8")
