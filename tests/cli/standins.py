@@ -2,10 +2,11 @@
 
 They keep outboxctl's wiring tests fast and independent of the broker. They follow the engines' API
 (``build_relay(settings, *, chunk_size, poll_interval, notify) -> Relay`` with
-``run(until_empty, once, on_batch)`` and ``stop()``; ``build_consumer(callback, destination, queue_name, *, settings) -> Consumer``
-with ``run()``, ``stop()``, ``stats``) and replace only ``build_relay`` / ``build_consumer``, so these tests
-check outboxctl's wiring (flags, signals, output, exit codes). The real engines run in the subprocess
-tests of test_publish.py / test_subscribe.py.
+``run(until_empty, once, on_batch)`` and ``stop()``;
+``build_consumer(callback, destination, queue_name, *, settings) -> Consumer`` with ``run()``,
+``stop()``, ``stats``) and replace only ``build_relay`` / ``build_consumer``, so these tests check
+outboxctl's wiring (flags, signals, output, exit codes). The real engines run in the subprocess tests
+of test_publish.py / test_subscribe.py.
 """
 
 from __future__ import annotations
