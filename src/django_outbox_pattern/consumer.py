@@ -2,9 +2,10 @@
 
 - stomp.py's receiver thread only puts each MESSAGE on the hand-off queue (sized for the prefetch), so
   heartbeats keep flowing however long a callback takes.
-- The worker thread takes one message at a time, skips it if its id is already in the inbox, builds the
-  ``Payload`` and runs the callback. ``DEFAULT_CONSUMER_PROCESS_MSG_ON_BACKGROUND`` is accepted for
-  compatibility: callbacks always run on this worker, never on the receiver thread.
+- The worker thread takes the messages waiting on the hand-off queue (up to PRECHECK_MAX), looks up in
+  one query which of them are in the inbox already, then handles them one at a time: skips a duplicate,
+  else builds the ``Payload`` and runs the callback. ``DEFAULT_CONSUMER_PROCESS_MSG_ON_BACKGROUND`` is
+  accepted for compatibility: callbacks always run on this worker, never on the receiver thread.
 - The supervisor (``run()``) declares ``DLQ.<queue>`` on a short-lived connection (frames that
   subscription receives are requeued when it closes), connects, subscribes with ``client-individual``
   acks, watches the connection and deletes old inbox rows. When the connection is lost it reconnects
@@ -38,6 +39,7 @@ WATCH_INTERVAL_S = 0.25  # how often the supervisor checks the connection
 # reconnect loop.
 STABLE_CONNECTION_S = 10.0
 WORKER_POLL_S = 0.2  # how long the worker waits for a message before checking for stop
+PRECHECK_MAX = 50  # messages the worker takes from the hand-off queue per duplicate check (one query)
 PURGE_CHECK_INTERVAL_S = 60.0  # how often the supervisor asks the cache whether retention is due
 ACK_MODE = "client-individual"
 
@@ -272,17 +274,25 @@ class Consumer:
         while not self._stopping.is_set():
             self._observer.heartbeat()  # from the worker: a callback stuck for good stops the heartbeat
             try:
-                source, message = self._handoff.get(timeout=WORKER_POLL_S)
+                run = [self._handoff.get(timeout=WORKER_POLL_S)]
             except queue.Empty:
                 continue
-            if source is not self._transport:  # from a closed connection: the broker redelivers it
-                continue
-            try:
-                self._processor.handle(source, message)
-            except Exception:  # the worker must survive anything
-                logger.exception(
-                    "Unexpected error handling a message", extra={"action": "consumer_worker_failed"}
-                )
+            with contextlib.suppress(queue.Empty):  # whatever else is waiting: one duplicate check for all
+                while len(run) < PRECHECK_MAX:
+                    run.append(self._handoff.get_nowait())
+            self._processor.precheck([message for source, message in run if source is self._transport])
+            for source, message in run:
+                if self._stopping.is_set():  # the rest stay unacknowledged: the broker redelivers them
+                    break
+                self._observer.heartbeat()
+                if source is not self._transport:  # from a closed connection: the broker redelivers it
+                    continue
+                try:
+                    self._processor.handle(source, message)
+                except Exception:  # the worker must survive anything
+                    logger.exception(
+                        "Unexpected error handling a message", extra={"action": "consumer_worker_failed"}
+                    )
         self._store.reset()
 
 

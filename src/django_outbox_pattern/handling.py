@@ -1,7 +1,8 @@
 """What happens to one message on the consumer's worker thread: dedupe, callback, retries, ACK/NACK.
 
 - A message whose id is already in the inbox is acked without calling the callback (``duplicates``);
-  so is one whose ``save()`` loses the race against another consumer (``inbox.DuplicateMessage``).
+  so is one whose ``save()`` loses the race against another consumer (``inbox.DuplicateMessage``). The
+  worker looks the ids of the messages waiting up in one query first (``precheck()``).
 - A callback that raises: the message is nacked to ``DLQ.<queue>`` and the traceback logged.
 - Transient database errors (``OperationalError``/``InterfaceError``): the connection is closed and the
   callback retried ``DEFAULT_CONSUMER_MAX_RETRY_ATTEMPTS`` times after ``DEFAULT_CONSUMER_RETRY_WAIT``
@@ -12,9 +13,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from django_outbox_pattern import backoff, conf, exceptions, inbox, payloads, tracing, transport
 
@@ -45,6 +47,27 @@ class Processor:
         self._dlq = dead_letter_queue
         self._stopping = stopping
         self._count = count
+        self._checked: set[str] = set()  # ids looked up by the last precheck() ...
+        self._known: set[str] = set()  # ... and those of them in the inbox (or saved since)
+
+    def precheck(self, messages: Sequence[transport.Message]) -> None:
+        """Look up in one query which of these messages are in the inbox already, so that ``handle()``
+        needs no query of its own to skip a duplicate. Saves since are added; a copy saved meanwhile by
+        another consumer is still caught by the inbox's unique ``msg_id`` (``DuplicateMessage``)."""
+        ids: set[str] = set()
+        for message in messages:
+            with contextlib.suppress(exceptions.MessageDecodeError):
+                ids.add(inbox.message_id(message.headers))
+        self._checked, self._known = set(), set()
+        try:
+            self._known = self._store.existing(ids)
+        except Exception:  # each message then checks for itself, with the usual retries
+            logger.debug(
+                "Duplicate pre-check failed", exc_info=True, extra={"action": "inbox_precheck_failed"}
+            )
+            self._store.reset()
+            return
+        self._checked = ids
 
     def handle(self, source: transport.Transport, message: transport.Message) -> None:
         """Process one message received on ``source``, retrying transient database errors."""
@@ -61,7 +84,7 @@ class Processor:
         for attempt in range(1, retries + 2):
             payload = payloads.Payload(body, message.headers, msg_id=msg_id, settle=settle, store=self._store)
             try:
-                self._attempt(payload)
+                self._attempt(payload, first=attempt == 1)
                 return
             except inbox.TRANSIENT_ERRORS as exc:
                 self._store.reset()
@@ -71,10 +94,15 @@ class Processor:
                 if not self._wait_before_retry(msg_id, exc, attempt):
                     return
 
-    def _attempt(self, payload: payloads.Payload) -> None:
+    def _is_duplicate(self, msg_id: str, *, first: bool) -> bool:
+        if first and msg_id in self._checked:
+            return msg_id in self._known
+        return self._store.exists(msg_id)
+
+    def _attempt(self, payload: payloads.Payload, *, first: bool) -> None:
         """One run of the callback; transient database errors propagate to ``handle`` for a retry."""
         try:
-            if self._store.exists(payload.msg_id):
+            if self._is_duplicate(payload.msg_id, first=first):
                 raise inbox.DuplicateMessage()
             with tracing.consumer_span(payload.headers):
                 self._callback(payload)
@@ -133,6 +161,8 @@ class Processor:
 
     def _finish(self, payload: payloads.Payload) -> None:
         """Count the outcome; a message the callback left unsettled is nacked so the queue never stalls."""
+        if payload.saved and payload.acked:  # committed: a copy later in the same run is a duplicate
+            self._known.add(payload.msg_id)
         if not payload.settled:
             logger.warning(
                 "The callback neither saved nor nacked message %s%s: nacking it to %s. Call payload.save() "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -64,6 +64,8 @@ class InboxStore(Protocol):
 
     def exists(self, msg_id: str) -> bool: ...
 
+    def existing(self, msg_ids: Collection[str]) -> set[str]: ...
+
     def record(self, msg_id: str, headers: Mapping[str, str], body: Any) -> None: ...
 
     def on_commit(self, func: Callable[[], None]) -> None: ...
@@ -90,6 +92,12 @@ class DatabaseInbox:
 
     def exists(self, msg_id: str) -> bool:
         return bool(self.model.objects.filter(msg_id=msg_id).exists())
+
+    def existing(self, msg_ids: Collection[str]) -> set[str]:
+        """Which of these ids are in the inbox, in one query."""
+        if not msg_ids:
+            return set()
+        return set(self.model.objects.filter(msg_id__in=list(msg_ids)).values_list("msg_id", flat=True))
 
     def record(self, msg_id: str, headers: Mapping[str, str], body: Any) -> None:
         """Insert the ``Received`` row in the current transaction; ``DuplicateMessage`` if already there."""

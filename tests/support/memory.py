@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +54,10 @@ class MemoryInbox:
     def exists(self, msg_id: str) -> bool:
         with self.lock:
             return msg_id in self.rows
+
+    def existing(self, msg_ids: Collection[str]) -> set[str]:
+        with self.lock:
+            return {msg_id for msg_id in msg_ids if msg_id in self.rows}
 
     def record(self, msg_id: str, headers: Mapping[str, str], body: Any) -> None:
         with self.lock:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import pytest
 from django.db import OperationalError
 
-from django_outbox_pattern import conf, consumer, exceptions, payloads
+from django_outbox_pattern import conf, consumer, exceptions, handling, payloads, testing, transport
 from tests.support.memory import MemoryInbox, TransportFactory
 from tests.support.runner import running, wait_until
 
@@ -304,3 +305,71 @@ def test_build_consumer_reads_the_current_django_settings() -> None:
     assert c._headers["prefetch-count"] == "7"
     assert c._headers["exclusive"] == "true"
     assert c._handoff.maxsize == 14  # room for a full prefetch plus stale frames of a lost connection
+
+
+class _CountingInbox(MemoryInbox):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups: list[str] = []
+
+    def exists(self, msg_id: str) -> bool:
+        self.lookups.append(f"exists {msg_id}")
+        return super().exists(msg_id)
+
+    def existing(self, msg_ids: Collection[str]) -> set[str]:
+        self.lookups.append(f"existing {sorted(msg_ids)}")
+        return super().existing(msg_ids)
+
+
+def _message(msg_id: str) -> transport.Message:
+    return transport.Message(headers={"dop-msg-id": msg_id, "message-id": msg_id}, body=b"{}")
+
+
+def test_one_lookup_covers_a_run_of_messages_and_copies_within_it_are_duplicates() -> None:
+    inbox = _CountingInbox()
+    inbox.record("seen", {}, None)
+    calls: list[str] = []
+    counts: collections.Counter[str] = collections.Counter()
+    processor = handling.Processor(
+        saving(calls),
+        settings=conf.OutboxSettings(),
+        store=inbox,
+        subscription="sub",
+        dead_letter_queue="DLQ.q",
+        stopping=threading.Event(),
+        count=lambda field: counts.update([field]),
+    )
+    source = testing.MemoryTransport()
+    source.connect()
+    run = [_message(m) for m in ("a", "seen", "dup", "b", "dup")]
+    processor.precheck(run)
+    for message in run:
+        processor.handle(source, message)
+    assert calls == ["a", "dup", "b"]  # the second copy of "dup" came after the first was saved
+    assert counts == {"processed": 3, "duplicates": 2}
+    assert inbox.lookups == ["existing ['a', 'b', 'dup', 'seen']"]  # no query per message
+    processor.handle(source, _message("later"))  # not in the last run: looked up on its own
+    assert inbox.lookups[-1] == "exists later"
+
+
+def test_a_failed_pre_check_falls_back_to_one_lookup_per_message() -> None:
+    class Broken(_CountingInbox):
+        def existing(self, msg_ids: Collection[str]) -> set[str]:
+            raise OperationalError("connection lost")
+
+    inbox = Broken()
+    calls: list[str] = []
+    processor = handling.Processor(
+        saving(calls),
+        settings=conf.OutboxSettings(),
+        store=inbox,
+        subscription="sub",
+        dead_letter_queue="DLQ.q",
+        stopping=threading.Event(),
+        count=lambda field: None,
+    )
+    source = testing.MemoryTransport()
+    source.connect()
+    processor.precheck([_message("a")])
+    processor.handle(source, _message("a"))
+    assert calls == ["a"] and inbox.lookups == ["exists a"] and inbox.resets == 1
