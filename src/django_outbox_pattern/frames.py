@@ -13,15 +13,30 @@ The output is what stomp.py writes for the same frame: ``COMMAND``, one ``name:v
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 
 # Header escaping by STOMP version (1.0 has none; 1.1 lacks \r; 1.2 escapes names and values alike).
-_ESCAPES: dict[str, dict[int, str]] = {
-    "1.0": {},
-    "1.1": {ord("\\"): "\\\\", ord("\n"): "\\n", ord(":"): "\\c"},
-    "1.2": {ord("\\"): "\\\\", ord("\n"): "\\n", ord(":"): "\\c", ord("\r"): "\\r"},
+# The backslash goes first, so that the backslashes the others add are not escaped again.
+_ESCAPES: dict[str, tuple[tuple[str, str], ...]] = {
+    "1.0": (),
+    "1.1": (("\\", "\\\\"), ("\n", "\\n"), (":", "\\c")),
+    "1.2": (("\\", "\\\\"), ("\n", "\\n"), (":", "\\c"), ("\r", "\\r")),
 }
 SUPPORTED_VERSIONS = frozenset(_ESCAPES)
+
+
+def _escaper(pairs: tuple[tuple[str, str], ...]) -> Callable[[str], str]:
+    specials = re.compile("[" + re.escape("".join(char for char, _ in pairs)) + "]")
+
+    def escape(text: str) -> str:
+        if specials.search(text) is None:  # the usual case: nothing to escape, no copy
+            return text
+        for char, escaped in pairs:
+            text = text.replace(char, escaped)
+        return text
+
+    return escape
 
 
 class FrameEncoder:
@@ -31,13 +46,13 @@ class FrameEncoder:
         if version not in _ESCAPES:
             raise ValueError(f"unsupported STOMP version {version!r}: one of {sorted(_ESCAPES)}")
         self.version = version
-        self._table = _ESCAPES[version]
+        self._escape = _escaper(_ESCAPES[version]) if _ESCAPES[version] else None
 
     def _header_lines(self, headers: Iterable[tuple[str, str]]) -> str:
-        table = self._table
-        if not table:
+        escape = self._escape
+        if escape is None:
             return "".join(f"{name}:{value}\n" for name, value in headers)
-        return "".join(f"{name.translate(table)}:{value.translate(table)}\n" for name, value in headers)
+        return "".join(f"{escape(name)}:{escape(value)}\n" for name, value in headers)
 
     def send(self, destination: str, body: str, headers: Mapping[str, str], receipt: str | None) -> bytes:
         """A SEND frame; ``destination``, ``receipt`` and ``content-length`` replace any such header."""
