@@ -46,6 +46,7 @@ BATCH_SIZE = 1000  # rows per statement for sweeps and purges
 # What a claim reads: the body as the JSON text stored (sent as it is, never decoded), the headers as JSON
 # text, and whether the row expired (compared in SQL: no timestamp is parsed per row).
 _FIELDS = ("id", "destination", "wire_body", "wire_headers", "retry", "expired")
+_MARK_COLUMNS = ("id", "status", "published_at", "locked_by", "last_error")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -160,16 +161,19 @@ class OutboxStore:
         table = q(meta.db_table)
         fields: dict[str, Any] = {field.name: field for field in meta.concrete_fields}
         col = {name: q(field.column) for name, field in fields.items()}
+        # The UPDATE finds its rows by primary key (= ANY of an array): joined to the CTE instead, the planner
+        # may hash the whole table for every batch. The final join restores the due order.
         sql = (
             f"WITH due AS (SELECT {col['id']} AS due_id, {col['available_at']} AS due_at FROM {table} "
             f"WHERE {col['status']} = %s AND {col['available_at']} <= %s "
             f"ORDER BY {col['available_at']}, {col['id']} LIMIT %s FOR UPDATE SKIP LOCKED), "
             f"claimed AS (UPDATE {table} SET {col['locked_by']} = %s, {col['available_at']} = %s "
-            f"FROM due WHERE {table}.{col['id']} = due.due_id RETURNING {table}.{col['id']} AS id, "
+            f"WHERE {col['id']} = ANY(ARRAY(SELECT due_id FROM due)) RETURNING {col['id']} AS id, "
             f"{col['destination']} AS destination, {col['body']}::text AS body, "
             f"{col['headers']}::text AS headers, {col['retry']} AS retry, "
-            f"{col['expires_at']} <= %s AS expired, due.due_at) "
-            "SELECT id, destination, body, headers, retry, expired FROM claimed ORDER BY due_at, id"
+            f"{col['expires_at']} <= %s AS expired) "
+            "SELECT id, destination, body, headers, retry, expired FROM claimed JOIN due ON due_id = id "
+            "ORDER BY due_at, id"
         )
         with conn.cursor() as cursor:
             cursor.execute(sql, [StatusChoice.SCHEDULE.value, now, limit, token, lease_until, now])
@@ -180,11 +184,26 @@ class OutboxStore:
         if not ids:
             return 0
         with wrap_errors("mark published rows"):
+            if self.strategy == "returning":  # PostgreSQL: the ids as one array parameter
+                return self._mark_published_array(ids, now=now)
             return (
                 self._rows()
                 .filter(id__in=ids)
                 .update(status=StatusChoice.SUCCEEDED, published_at=now, locked_by="", last_error="")
             )
+
+    def _mark_published_array(self, ids: Sequence[Any], *, now: datetime.datetime) -> int:
+        conn = connections[self.using]
+        q = conn.ops.quote_name
+        fields = self.model._meta
+        col = {name: q(fields.get_field(name).column) for name in _MARK_COLUMNS}
+        sql = (
+            f"UPDATE {q(fields.db_table)} SET {col['status']} = %s, {col['published_at']} = %s, "
+            f"{col['locked_by']} = '', {col['last_error']} = '' WHERE {col['id']} = ANY(%s)"
+        )
+        with conn.cursor() as cursor:
+            cursor.execute(sql, [StatusChoice.SUCCEEDED.value, now, list(ids)])
+            return int(cursor.rowcount)
 
     def reschedule(
         self, ids: Sequence[Any], *, token: str, error: str, available_at: datetime.datetime

@@ -85,8 +85,13 @@ class Transport(Protocol):
     def set_message_handler(self, handler: MessageHandler | None) -> None: ...
 
 
+_RECEIPT_PREFIX = uuid.uuid4().hex[:12]
+_receipt_numbers = itertools.count(1)
+
+
 def new_receipt_id() -> str:
-    return uuid.uuid4().hex
+    """A receipt id unique within the process (receipts only need to be unique per connection)."""
+    return f"{_RECEIPT_PREFIX}-{next(_receipt_numbers)}"
 
 
 class _Tracker:
