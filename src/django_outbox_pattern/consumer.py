@@ -40,6 +40,7 @@ WATCH_INTERVAL_S = 0.25  # how often the supervisor checks the connection
 STABLE_CONNECTION_S = 10.0
 WORKER_POLL_S = 0.2  # how long the worker waits for a message before checking for stop
 PRECHECK_MAX = 50  # messages the worker takes from the hand-off queue per duplicate check (one query)
+ACK_FLUSH_S = 0.05  # longest an ACK waits for the end of its run of messages (then all go in one write)
 PURGE_CHECK_INTERVAL_S = 60.0  # how often the supervisor asks the cache whether retention is due
 ACK_MODE = "client-individual"
 
@@ -281,6 +282,7 @@ class Consumer:
                 while len(run) < PRECHECK_MAX:
                     run.append(self._handoff.get_nowait())
             self._processor.precheck([message for source, message in run if source is self._transport])
+            flushed = time.monotonic()
             for source, message in run:
                 if self._stopping.is_set():  # the rest stay unacknowledged: the broker redelivers them
                     break
@@ -293,7 +295,25 @@ class Consumer:
                     logger.exception(
                         "Unexpected error handling a message", extra={"action": "consumer_worker_failed"}
                     )
+                if time.monotonic() - flushed >= ACK_FLUSH_S:  # slow callbacks: no ACK waits long
+                    self._flush(source)
+                    flushed = time.monotonic()
+            self._flush(self._transport)
         self._store.reset()
+
+    def _flush(self, source: transport.Transport | None) -> None:
+        """Write the ACKs deferred by the messages handled so far. On a connection that is gone they are
+        lost: the broker redelivers those messages and the inbox skips them (only logged)."""
+        if source is None or not source.is_connected():
+            return
+        try:
+            source.flush()
+        except exceptions.TransportError as exc:
+            logger.warning(
+                "Could not send ACKs (%s): the broker will redeliver those messages",
+                exc,
+                extra={"action": "consumer_ack_flush_failed"},
+            )
 
 
 # ConsumerStats fields reported to the observer, and the Observer method for each.

@@ -182,8 +182,8 @@ class Processor:
 
         def settle(ack: bool) -> None:
             try:
-                if ack:
-                    source.ack(message.ack_id, self._subscription)
+                if ack:  # written with others by the worker's flush(), see consumer.py
+                    source.ack(message.ack_id, self._subscription, defer=True)
                 else:
                     source.nack(message.ack_id, self._subscription, requeue=False)
             except exceptions.TransportError as exc:

@@ -195,10 +195,11 @@ class OutboxStore:
     def _mark_published_array(self, ids: Sequence[Any], *, now: datetime.datetime) -> int:
         conn = connections[self.using]
         q = conn.ops.quote_name
-        fields = self.model._meta
-        col = {name: q(fields.get_field(name).column) for name in _MARK_COLUMNS}
+        meta = self.model._meta
+        fields: dict[str, Any] = {field.name: field for field in meta.concrete_fields}
+        col = {name: q(fields[name].column) for name in _MARK_COLUMNS}
         sql = (
-            f"UPDATE {q(fields.db_table)} SET {col['status']} = %s, {col['published_at']} = %s, "
+            f"UPDATE {q(meta.db_table)} SET {col['status']} = %s, {col['published_at']} = %s, "
             f"{col['locked_by']} = '', {col['last_error']} = '' WHERE {col['id']} = ANY(%s)"
         )
         with conn.cursor() as cursor:

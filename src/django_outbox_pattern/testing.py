@@ -139,6 +139,7 @@ class MemoryTransport:
         self._cond = threading.Condition()
         self.last_error: str | None = None
         self.connects = 0
+        self.deferred_acks: list[tuple[str, str]] = []  # ack(..., defer=True) until flush()
 
     @property
     def sent(self) -> list[SentMessage]:
@@ -150,8 +151,11 @@ class MemoryTransport:
         self._connected = True
         self.last_error = None
         self.connects += 1
+        self.deferred_acks = []
 
     def disconnect(self) -> None:
+        if self._connected and not self.broker.down and self.deferred_acks:
+            self.flush()
         if self._connected:
             self._connected = False
             self.broker.drop_subscriptions_of(self)
@@ -159,8 +163,9 @@ class MemoryTransport:
             self._cond.notify_all()
 
     def close_abruptly(self, error: str = "connection reset") -> None:
-        """Simulate the broker dropping this connection."""
+        """Simulate the broker dropping this connection (deferred ACKs are lost with it)."""
         self.last_error = error
+        self.deferred_acks = []
         self.disconnect()
 
     def is_connected(self) -> bool:
@@ -226,9 +231,18 @@ class MemoryTransport:
                 if sub.conn is self and sub.sub_id == subscription_id:
                     sub.active = False
 
-    def ack(self, ack_id: str, subscription_id: str) -> None:
+    def ack(self, ack_id: str, subscription_id: str, *, defer: bool = False) -> None:
         self._require()
+        if defer:
+            self.deferred_acks.append((ack_id, subscription_id))
+            return
         self.broker.settle(self, subscription_id, ack_id, ack=True, requeue=False)
+
+    def flush(self) -> None:
+        self._require()
+        pending, self.deferred_acks = self.deferred_acks, []
+        for ack_id, subscription_id in pending:
+            self.broker.settle(self, subscription_id, ack_id, ack=True, requeue=False)
 
     def nack(self, ack_id: str, subscription_id: str, *, requeue: bool = False) -> None:
         self._require()

@@ -78,7 +78,9 @@ class Transport(Protocol):
 
     def unsubscribe(self, subscription_id: str) -> None: ...
 
-    def ack(self, ack_id: str, subscription_id: str) -> None: ...
+    def ack(self, ack_id: str, subscription_id: str, *, defer: bool = False) -> None: ...
+
+    def flush(self) -> None: ...
 
     def nack(self, ack_id: str, subscription_id: str, *, requeue: bool = False) -> None: ...
 
@@ -234,6 +236,8 @@ class StompTransport:
         self._tracker = _Tracker()
         self._conn: Any = None
         self._encoder: frames.FrameEncoder | None = None  # None: every frame goes through stomp.py
+        self._acks_lock = threading.Lock()
+        self._deferred_acks: list[bytes] = []
         self.name = f"stomp-{next(self._ids)}"
 
     def __repr__(self) -> str:  # never shows the passcode
@@ -322,6 +326,8 @@ class StompTransport:
             )
         self._conn = conn
         self._encoder = _frame_encoder(conn)
+        with self._acks_lock:
+            self._deferred_acks = []  # those of an earlier connection mean nothing on this one
         logger.debug("Connected to %s", self._tracker.server, extra={"action": "broker_connected"})
 
     def _rotate_hosts(self) -> None:
@@ -350,6 +356,9 @@ class StompTransport:
         t.closing = True
         try:
             if conn.is_connected() and not t.closed and t.error is None:
+                self._conn = conn
+                self.flush()  # deferred ACKs first
+                self._conn = None
                 conn.disconnect()
                 t.wait(lambda: t.closed, DISCONNECT_TIMEOUT_S)
         except Exception:
@@ -423,13 +432,27 @@ class StompTransport:
         with wrap_errors("unsubscribe"):
             conn.unsubscribe(id=subscription_id)
 
-    def ack(self, ack_id: str, subscription_id: str) -> None:
+    def ack(self, ack_id: str, subscription_id: str, *, defer: bool = False) -> None:
+        """ACK a message; with ``defer``, the frame waits for ``flush()`` (several go out in one write)."""
         conn = self._require()
-        if self._encoder is not None:
-            self._write(conn, self._encoder.ack(ack_id, subscription_id), "ack")
+        if self._encoder is None:
+            with wrap_errors("ack"):
+                conn.ack(ack_id)  # STOMP 1.2 acks by the message's `ack` id alone
             return
-        with wrap_errors("ack"):
-            conn.ack(ack_id)  # STOMP 1.2 acks by the message's `ack` id alone
+        frame = self._encoder.ack(ack_id, subscription_id)
+        if defer:
+            with self._acks_lock:
+                self._deferred_acks.append(frame)
+            return
+        self._write(conn, frame, "ack")
+
+    def flush(self) -> None:
+        """Write the deferred ACKs. A connection that failed meanwhile loses them: the broker redelivers
+        those messages, and the inbox knows them."""
+        with self._acks_lock:
+            frames, self._deferred_acks = self._deferred_acks, []
+        if frames:
+            self._write(self._require(), b"".join(frames), "ack")
 
     def nack(self, ack_id: str, subscription_id: str, *, requeue: bool = False) -> None:
         conn = self._require()

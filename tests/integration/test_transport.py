@@ -122,3 +122,53 @@ def test_broker_error_frame_is_recorded(stomp_transport: transport.StompTranspor
     assert stomp_transport.wait_for_receipts([receipt], 5) == set()
     assert stomp_transport.last_error is not None
     assert "destination" in stomp_transport.last_error.lower()
+
+
+@pytest.mark.parametrize("how", ["flush", "disconnect"])
+def test_deferred_acks_go_out_on_flush_or_a_clean_disconnect(
+    outbox_settings: conf.OutboxSettings, unique_name: str, how: str
+) -> None:
+    destination = f"/queue/{unique_name}"
+    first = transport.StompTransport(outbox_settings)
+    first.connect()
+    got: list[transport.Message] = []
+    both = threading.Event()
+
+    def handle(message: transport.Message) -> None:
+        got.append(message)
+        if len(got) == 2:
+            both.set()
+
+    first.set_message_handler(handle)
+    first.subscribe(destination, "s1", {"prefetch-count": "10"}, ack="client-individual")
+    receipts = [transport.new_receipt_id() for _ in range(2)]
+    for n, receipt in enumerate(receipts):
+        first.send(destination, f'{{"n": {n}}}', {"persistent": "true"}, receipt=receipt)
+    assert first.wait_for_receipts(receipts, 5) == set(receipts)
+    assert both.wait(5)
+    for message in got:
+        first.ack(message.ack_id, "s1", defer=True)
+    if how == "flush":
+        first.flush()
+    first.disconnect()  # unacked messages would be redelivered to the next subscriber
+
+    second = transport.StompTransport(outbox_settings)
+    second.connect()
+    later: list[bytes] = []
+    marker_seen = threading.Event()
+
+    def collect(message: transport.Message) -> None:
+        later.append(message.body)
+        if message.body == b'"marker"':
+            marker_seen.set()
+
+    try:
+        second.set_message_handler(collect)
+        second.subscribe(destination, "s2", {"prefetch-count": "10"}, ack="auto")
+        receipt = transport.new_receipt_id()
+        second.send(destination, '"marker"', {}, receipt=receipt)
+        assert second.wait_for_receipts([receipt], 5) == {receipt}
+        assert marker_seen.wait(5)
+        assert later == [b'"marker"']  # both ACKs reached the broker: nothing came back
+    finally:
+        second.disconnect()

@@ -373,3 +373,37 @@ def test_a_failed_pre_check_falls_back_to_one_lookup_per_message() -> None:
     processor.precheck([_message("a")])
     processor.handle(source, _message("a"))
     assert calls == ["a"] and inbox.lookups == ["exists a"] and inbox.resets == 1
+
+
+def test_acks_wait_for_the_workers_flush_nacks_do_not() -> None:
+    broker = testing.MemoryBroker()
+    source = testing.MemoryTransport(broker)
+    source.connect()
+    source.subscribe(DEST, "sub", {"prefetch-count": "10"}, ack="client-individual")
+    delivered: list[transport.Message] = []
+    source.set_message_handler(delivered.append)
+    for msg_id in ("keep", "reject"):
+        broker.publish(DEST, "{}", {"dop-msg-id": msg_id})
+    assert [m.headers["dop-msg-id"] for m in delivered] == ["keep", "reject"]
+
+    def callback(payload: payloads.Payload) -> None:
+        payload.save() if payload.msg_id == "keep" else payload.nack()
+
+    processor = handling.Processor(
+        callback,
+        settings=conf.OutboxSettings(),
+        store=MemoryInbox(),
+        subscription="sub",
+        dead_letter_queue="DLQ.orders",
+        stopping=threading.Event(),
+        count=lambda field: None,
+    )
+    for message in delivered:
+        processor.handle(source, message)
+    assert len(source.deferred_acks) == 1  # the ACK waits ...
+    with broker.lock:
+        assert [len(s.unacked) for s in broker.subscriptions] == [1]  # ... the NACK went at once
+    source.flush()
+    with broker.lock:
+        assert [len(s.unacked) for s in broker.subscriptions] == [0]
+    assert source.deferred_acks == []
