@@ -1,12 +1,13 @@
 """The relay: moves outbox rows to the broker, marking each one published only on its RECEIPT.
 
 Read top to bottom: ``Relay.run()`` loops over ``run_once()``. A pass claims a batch (a lease, see
-store.py), *launches* it (sends every message with a receipt, without waiting), then *lands* the batch
-launched by the previous pass (collects its receipts, which arrived meanwhile, and records every row's
-outcome with one UPDATE per outcome). So while the broker stores and confirms batch N, the relay records
-batch N-1 and claims batch N+1, and the broker always has the next batch before it finishes the current
-one; a batch that is not full is landed in its own pass, before the relay goes idle. No database
-transaction is open while sending, waiting or sleeping.
+store.py), *launches* it (sends every message with a receipt, without waiting), then *lands* the oldest
+batch still in flight (collects its receipts, which arrived meanwhile, and records every row's outcome
+with one UPDATE per outcome). While draining, IN_FLIGHT_BATCHES full batches stay in flight: as the broker
+stores and confirms batches N-1 and N, the relay records batch N-2 and claims N+1, so the broker always
+has the next batch before it finishes the current one. A batch that is not full is landed in its own
+pass, with everything before it, before the relay goes idle. No database transaction is open while
+sending, waiting or sleeping.
 
 Django's ``close_old_connections()`` (CONN_MAX_AGE, broken connections) runs at the start of a pass,
 except right after a full batch or a wake-up: there rows are waiting, and a reconnect would only add

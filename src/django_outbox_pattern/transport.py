@@ -356,9 +356,7 @@ class StompTransport:
         t.closing = True
         try:
             if conn.is_connected() and not t.closed and t.error is None:
-                self._conn = conn
-                self.flush()  # deferred ACKs first
-                self._conn = None
+                self._flush_to(conn)  # deferred ACKs first
                 conn.disconnect()
                 t.wait(lambda: t.closed, DISCONNECT_TIMEOUT_S)
         except Exception:
@@ -449,10 +447,13 @@ class StompTransport:
     def flush(self) -> None:
         """Write the deferred ACKs. A connection that failed meanwhile loses them: the broker redelivers
         those messages, and the inbox knows them."""
+        self._flush_to(self._require())
+
+    def _flush_to(self, conn: Any) -> None:
         with self._acks_lock:
-            frames, self._deferred_acks = self._deferred_acks, []
-        if frames:
-            self._write(self._require(), b"".join(frames), "ack")
+            pending, self._deferred_acks = self._deferred_acks, []
+        if pending:
+            self._write(conn, b"".join(pending), "ack")
 
     def nack(self, ack_id: str, subscription_id: str, *, requeue: bool = False) -> None:
         conn = self._require()

@@ -91,3 +91,21 @@ def test_unknown_version_and_nack_on_1_0_are_refused() -> None:
         FrameEncoder("2.0")
     with pytest.raises(ValueError, match="no NACK"):
         FrameEncoder("1.0").nack("m", "s", requeue=False)
+
+
+def test_only_stomp_pys_own_connection_classes_get_the_direct_writer() -> None:
+    import stomp
+
+    from django_outbox_pattern import transport
+
+    stock = stomp.StompConnection12(host_and_ports=[("127.0.0.1", 1)])
+    encoder = transport._frame_encoder(stock)
+    assert encoder is not None and encoder.version == "1.2"
+    assert (
+        transport._frame_encoder(stomp.StompConnection11(host_and_ports=[("127.0.0.1", 1)])).version == "1.1"
+    )
+
+    class Custom(stomp.StompConnection12):  # may change how frames are built or written
+        pass
+
+    assert transport._frame_encoder(Custom(host_and_ports=[("127.0.0.1", 1)])) is None
