@@ -106,7 +106,8 @@ def _wrap_manager(manager: models.Manager[Any]) -> None:
 
 
 def write_outbox_rows(objs: Sequence[models.Model], *, using: str | None = None) -> None:
-    """Insert the outbox rows of decorated model instances in one bulk INSERT."""
+    """Insert the outbox rows of decorated model instances in one statement (COPY on PostgreSQL)."""
+    from django_outbox_pattern import bulk
     from django_outbox_pattern.models import Published
 
     rows = [
@@ -114,8 +115,7 @@ def write_outbox_rows(objs: Sequence[models.Model], *, using: str | None = None)
         for obj in objs
         for config in getattr(type(obj), CONFIGS_ATTR, ())
     ]
-    if rows:
-        Published.objects.using(using).bulk_create(rows)
+    bulk.insert_rows(rows, using=using or "default")
 
 
 def build_body(obj: models.Model, config: Config) -> Any:
