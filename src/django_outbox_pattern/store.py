@@ -147,7 +147,11 @@ class OutboxStore:
             self._rows().filter(id__in=ids, status=StatusChoice.SCHEDULE, available_at__lte=now).update(
                 locked_by=token, available_at=lease_until
             )
-            leased = _wire_values(self._rows().filter(locked_by=token, status=StatusChoice.SCHEDULE), now)
+            # Read back through the claim index: the lease's end is the same for the whole claim.
+            mine = self._rows().filter(
+                status=StatusChoice.SCHEDULE, available_at=lease_until, locked_by=token
+            )
+            leased = _wire_values(mine, now)
             position = {row_id: index for index, row_id in enumerate(ids)}  # the lease erased the due order
             return sorted((OutboxRow.from_values(r) for r in leased), key=lambda row: position[row.id])
 
