@@ -85,3 +85,16 @@ def fail(message: str, hint: str | None = None, code: ExitCode = ExitCode.ERROR)
     """Print one error line and exit with ``code``."""
     output.error(message, hint)
     raise typer.Exit(int(code))
+
+
+def confirm(question: str, nothing: str) -> None:
+    """Ask ``question`` on stderr; return on yes. No (exit 1), no answer on stdin (exit 1, use --yes) and
+    Ctrl-C (exit 130) all end the command with ``nothing`` ("nothing changed") said."""
+    try:
+        confirmed = typer.confirm(question, err=True)
+    except typer.Abort as exc:  # Click turns both Ctrl-C and end of input into Abort
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            fail(f"Interrupted: {nothing}.", None, ExitCode.INTERRUPTED)
+        fail(f"No answer: {nothing}.", "Pass --yes to run without the question.", ExitCode.ERROR)
+    if not confirmed:
+        fail(f"Declined: {nothing}.", None, ExitCode.ERROR)

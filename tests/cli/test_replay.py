@@ -60,6 +60,23 @@ def test_confirmation(cli) -> None:
     assert statuses(rows) == {PENDING}
 
 
+def test_ctrl_c_at_the_question_exits_130_and_changes_nothing(cli, monkeypatch) -> None:
+    import typer
+
+    def interrupted(*args: object, **kwargs: object) -> bool:  # what Click's confirm() does on Ctrl-C
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise typer.Abort() from None
+
+    rows = make_published(2, status=FAILED)
+    monkeypatch.setattr(typer, "confirm", interrupted)
+    result = cli("replay", "--all")
+    assert result.exit_code == ExitCode.INTERRUPTED == 130
+    assert "Interrupted: nothing changed." in result.stderr
+    assert statuses(rows) == {FAILED}
+
+
 def test_only_failed_rows_change(cli) -> None:
     pending = make_published(2, status=PENDING, destination="/topic/mixed")
     failed = make_published(1, status=FAILED, destination="/topic/mixed")

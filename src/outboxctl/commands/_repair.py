@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import typer
-
 from outboxctl import errors, output, views
 from outboxctl.exit_codes import ExitCode
 
@@ -47,14 +45,7 @@ def run(
             else output.note("Nothing to do: 0 rows match.")
         )
     if not yes:
-        try:
-            confirmed = typer.confirm(question.format(n=matched), err=True)
-        except typer.Abort:
-            errors.fail(
-                "No answer: nothing changed.", "Pass --yes to run without the question.", ExitCode.ERROR
-            )
-        if not confirmed:
-            errors.fail("Declined: nothing changed.", None, ExitCode.ERROR)
+        errors.confirm(question.format(n=matched), "nothing changed")
     with output.progress(
         action.capitalize(), matched, enabled=output.interactive() and matched >= PROGRESS_FROM
     ) as advance:

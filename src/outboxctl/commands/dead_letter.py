@@ -112,12 +112,7 @@ def requeue(
     """
     resolved = bootstrap.setup(state(ctx), database=False)
     if not yes:
-        try:
-            confirmed = typer.confirm(f"Move messages from {dlq_prefix}{queue} back to {queue}?", err=True)
-        except typer.Abort:
-            errors.fail("No answer: nothing moved.", "Pass --yes to run without the question.")
-        if not confirmed:
-            errors.fail("Declined: nothing moved.")
+        errors.confirm(f"Move messages from {dlq_prefix}{queue} back to {queue}?", "nothing moved")
     from django_outbox_pattern import operations, transport
 
     result = operations.requeue(
