@@ -13,19 +13,7 @@ Django's ``close_old_connections()`` (CONN_MAX_AGE, broken connections) runs at 
 except right after a full batch or a wake-up: there rows are waiting, and a reconnect would only add
 latency. An idle relay still applies it on every poll, and after any database error.
 
-Outcomes of a claimed row:
-  confirmed (RECEIPT)          -> SUCCEEDED, published_at set
-  sent, no RECEIPT             -> SCHEDULE, retry + 1, last_error, due again after ``retry_delay()``;
-                                  after DEFAULT_MAXIMUM_RETRY_ATTEMPTS failed attempts -> FAILED
-  never sent (connection gone) -> SCHEDULE, due at once, retry unchanged
-  past expires_at              -> FAILED, last_error "expired: ..." (replay it to send it anyway)
-  can never be sent            -> FAILED, last_error "unsendable: <reason>"; the rest of the batch goes on
-                                  (refused up front, or refused by the broker for good when sent alone:
-                                  a body over RabbitMQ's max_message_size)
-
-Fresh rows are sent pipelined. Rows that failed before are sent one at a time first, so a message that
-makes the broker close the connection fails alone and cannot drag the rest of a batch to FAILED with it.
-Any failure closes the connection; the next pass reconnects (with backoff while the broker is down).
+What becomes of each row of a batch, and how rows that failed before are sent: batches.py.
 """
 
 from __future__ import annotations
@@ -41,7 +29,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from django.core.cache import BaseCache
@@ -50,6 +38,7 @@ from django.utils import timezone
 
 from django_outbox_pattern import (
     backoff,
+    batches,
     conf,
     exceptions,
     housekeeping,
@@ -62,43 +51,15 @@ from django_outbox_pattern import (
 
 logger = logging.getLogger(__name__)
 
-QUICK_RETRIES = 2  # failed attempts retried after short delays before the long pause (as in 2.x)
 CONNECT_BACKOFF_BASE_S = 1.0  # first reconnect delay; doubles up to DEFAULT_MAXIMUM_BACKOFF
 STORAGE_BACKOFF_CAP_S = 30.0  # longest wait between passes while the database fails
 IN_FLIGHT_BATCHES = 2  # full batches sent and not yet landed while draining (the broker's queue)
 HEARTBEAT_EVERY_S = 1.0  # the observer's heartbeat keeps coming while the relay waits out a failure
-EXPIRED_REASON = housekeeping.EXPIRED_REASON
-
-
-def retry_delay(
-    failed_attempts: int, settings: conf.OutboxSettings, *, rng: random.Random | None = None
-) -> float:
-    """Seconds before a row that failed ``failed_attempts`` times is due again (with equal jitter).
-
-    Keeps the 2.x meaning of the spec's settings (three quick tries, a pause, then steady retries):
-      attempts 1-2: DEFAULT_RETRY_BASE_DELAY doubled each time (1 s, 2 s), capped at DEFAULT_WAIT_RETRY
-      attempt 3:    DEFAULT_PAUSE_FOR_RETRY (240 s), the "pause" after the quick tries
-      attempts 4+:  exponential again from the base (8, 16, 32 s), capped at DEFAULT_WAIT_RETRY (60 s)
-    With the defaults a row is retried for about 45 minutes before its 50th failure makes it FAILED.
-    DEFAULT_MAXIMUM_BACKOFF caps the reconnect delay of the relay, not the per-row delay.
-    """
-    if failed_attempts == QUICK_RETRIES + 1:
-        pause = settings.DEFAULT_PAUSE_FOR_RETRY
-        return backoff.compute_backoff(1, base=pause, cap=pause, rng=rng)
-    base, cap = settings.DEFAULT_RETRY_BASE_DELAY, settings.DEFAULT_WAIT_RETRY
-    return backoff.compute_backoff(failed_attempts, base=base, cap=cap, rng=rng)
-
-
-@dataclasses.dataclass(frozen=True)
-class BatchResult:
-    """What happened to the rows of one claimed batch."""
-
-    published: int  # confirmed by a RECEIPT: SUCCEEDED
-    failed: int  # sent but not confirmed: an attempt counted
-    retried: int  # of the failed, rescheduled with backoff
-    dead_lettered: int  # made FAILED: attempts exhausted, expired or unsendable
-    elapsed: float  # seconds from claim to the last UPDATE
-    released: int = 0  # never sent because the connection went first: due again at once
+EXPIRED_REASON = batches.EXPIRED_REASON
+# Kept here for callers of the relay module.
+BatchResult = batches.BatchResult
+retry_delay = batches.retry_delay
+QUICK_RETRIES = batches.QUICK_RETRIES
 
 
 class Notifier(Protocol):
@@ -107,18 +68,6 @@ class Notifier(Protocol):
     def start(self, wakeup: threading.Event, on_failure: Callable[[BaseException], None]) -> None: ...
 
     def stop(self) -> None: ...
-
-
-@dataclasses.dataclass
-class _Batch:
-    """A claimed batch between launch and land."""
-
-    token: str
-    rows: dict[Any, store.OutboxRow]
-    started: float
-    dead_lettered: int
-    careful: producer.SendOutcome  # rows that failed before, sent one at a time
-    flight: producer.Flight  # fresh rows, sent pipelined
 
 
 class Relay:
@@ -144,6 +93,14 @@ class Relay:
         self.producer = producer.Producer(
             transport, receipt_timeout=settings.DEFAULT_RECEIPT_TIMEOUT, max_body_bytes=max_body_bytes
         )
+        self.batches = batches.Batches(
+            store=store,
+            producer=self.producer,
+            settings=settings,
+            observer=self.observer,
+            clock=clock,
+            rng=rng,
+        )
         self.housekeeper = housekeeping.Housekeeper(store, settings, clock=clock, cache=cache)
         self.relay_id = relay_id or default_relay_id()
         self.notifier = notifier
@@ -153,7 +110,7 @@ class Relay:
         self._stop = threading.Event()
         self._wakeup = threading.Event()
         self._claims = itertools.count(1)
-        self._in_flight: collections.deque[_Batch] = collections.deque()  # launched, oldest first
+        self._in_flight: collections.deque[batches.InFlight] = collections.deque()  # launched, oldest first
         self._landed: list[BatchResult] = []
         self._draining = False  # the last pass claimed a full batch: more are waiting
         self._woken = False  # the idle wait was cut short by a wake-up (NOTIFY): new rows are waiting
@@ -284,7 +241,7 @@ class Relay:
         rows = self.store.claim(token, limit=chunk, now=now, lease_until=lease_until)
         if rows:  # sent before older batches are landed, so the broker always has the next one queued
             with tracing.relay_batch_span([row.headers for row in rows]):
-                self._in_flight.append(self._launch(rows, token, started))
+                self._in_flight.append(self.batches.launch(rows, token, started))
         self._draining = len(rows) >= chunk
         # Land the oldest batches, whose receipts came meanwhile; when no full batch is right behind them,
         # land every one: none is left waiting.
@@ -292,94 +249,15 @@ class Relay:
             self._land(self._in_flight.popleft())
         return len(rows)
 
-    def _launch(self, rows: list[store.OutboxRow], token: str, started: float) -> _Batch:
-        """Dead-letter what cannot go, send rows that failed before one at a time, then the rest pipelined."""
-        by_id = {row.id: row for row in rows}
-        expired: list[Hashable] = []
-        unsendable: dict[str, list[Hashable]] = collections.defaultdict(list)
-        messages: list[producer.OutgoingMessage] = []
-        for row in rows:
-            if row.expired:
-                expired.append(row.id)
-                continue
-            try:
-                messages.append(
-                    producer.encode(
-                        row.destination,
-                        row.body,
-                        row.headers,
-                        key=row.id,
-                        max_body_bytes=self.producer.max_body_bytes,
-                    )
-                )
-            except exceptions.UnsendableMessage as exc:
-                unsendable[f"unsendable: {exc}"].append(row.id)
-        dead = self.store.dead_letter(expired, token=token, reason=EXPIRED_REASON)
-        for reason, ids in unsendable.items():
-            dead += self.store.dead_letter(ids, token=token, reason=reason)
-        again = [m for m in messages if by_id[m.key].retry > 0]
-        fresh = [m for m in messages if by_id[m.key].retry == 0]
-        careful = self.producer.send_many(again, one_at_a_time=True)
-        if careful.ok:
-            flight = self.producer.launch(fresh)
-        else:  # the connection is suspect: keep the fresh rows for the next pass
-            flight = producer.Flight({}, [m.key for m in fresh], careful.error, 0.0)
-        return _Batch(token, by_id, started, dead, careful, flight)
-
     def _land_in_flight(self) -> None:
         """Land every batch in flight, oldest first."""
         while self._in_flight:
             self._land(self._in_flight.popleft())
 
-    def _land(self, batch: _Batch) -> None:
-        """Collect the batch's receipts and record every row's outcome."""
-        quick = self.producer.land(batch.flight)
-        landed = time.monotonic()
-        careful = batch.careful
-        # A row sent alone that the broker refuses for good (too large) is dead-lettered now: sending it
-        # again would only cost a reconnect per attempt, DEFAULT_MAXIMUM_RETRY_ATTEMPTS times.
-        refused = careful.unconfirmed if producer.refused_for_good(careful.error) else []
-        outcome = producer.SendOutcome(
-            careful.confirmed + quick.confirmed,
-            [key for key in careful.unconfirmed if key not in refused] + quick.unconfirmed,
-            careful.unsent + quick.unsent,
-            careful.error or quick.error,
-        )
-        published = self.store.mark_published(outcome.confirmed, now=self._clock())
-        retried, exhausted = self._record_failures(outcome, batch.rows, batch.token)
-        reason = f"unsendable: the broker refused it ({careful.error})"
-        exhausted += self.store.dead_letter(refused, token=batch.token, reason=reason, count_attempt=True)
-        released = self.store.release(outcome.unsent, token=batch.token, now=self._clock())
-        if not outcome.ok or refused:
-            self.producer.close()  # a missing RECEIPT makes the connection suspect: reconnect next pass
-        result = BatchResult(
-            published=published,
-            failed=len(outcome.unconfirmed) + len(refused),
-            retried=retried,
-            dead_lettered=batch.dead_lettered + exhausted,
-            elapsed=time.monotonic() - batch.started,
-            released=released,
-        )
-        self._log(result, outcome.error)
-        self._observe(result, batch, outcome, landed)
+    def _land(self, batch: batches.InFlight) -> None:
+        result = self.batches.land(batch)
         self.last_batch = result
         self._landed.append(result)
-
-    def _observe(
-        self, result: BatchResult, batch: _Batch, outcome: producer.SendOutcome, landed: float
-    ) -> None:
-        """Report a landed batch; the receipt latency is the pipelined flight's launch to its landing."""
-        destinations = collections.Counter(batch.rows[key].destination for key in outcome.confirmed)
-        flight = batch.flight
-        launched = flight.deadline - self.producer.receipt_timeout
-        latencies = [max(0.0, landed - launched)] if flight.pending else []
-        self.observer.batch_published(result.published, destinations, latencies)
-        if result.failed:
-            self.observer.send_failed(result.failed, outcome.error)
-        if result.retried:
-            self.observer.retried(result.retried)
-        if result.dead_lettered:
-            self.observer.dead_lettered(result.dead_lettered, outcome.error or "expired or unsendable")
 
     def _land_in_flight_safely(self) -> None:
         try:
@@ -392,36 +270,6 @@ class Relay:
         for result in landed:
             if on_batch is not None:
                 on_batch(result)
-
-    def _record_failures(
-        self, outcome: producer.SendOutcome, by_id: dict[Any, store.OutboxRow], token: str
-    ) -> tuple[int, int]:
-        """One UPDATE per attempt count (rows failing together share a delay); exhausted rows -> FAILED."""
-        limit = self.settings.DEFAULT_MAXIMUM_RETRY_ATTEMPTS
-        groups: dict[int, list[Hashable]] = collections.defaultdict(list)
-        exhausted: list[Hashable] = []
-        for key in outcome.unconfirmed:
-            attempts = by_id[key].retry + 1
-            (exhausted if attempts >= limit else groups[attempts]).append(key)
-        now = self._clock()
-        retried = 0
-        for attempts, ids in groups.items():
-            due = now + datetime.timedelta(seconds=retry_delay(attempts, self.settings, rng=self._rng))
-            retried += self.store.reschedule(ids, token=token, error=outcome.error, available_at=due)
-        reason = f"gave up after {limit} attempts: {outcome.error}"
-        dead = self.store.dead_letter(exhausted, token=token, reason=reason, count_attempt=True)
-        return retried, dead
-
-    def _log(self, result: BatchResult, error: str) -> None:
-        extra = {"action": "relay_batch_published", **dataclasses.asdict(result)}
-        if result.failed or result.dead_lettered or result.released:
-            logger.warning(
-                "Batch: %d published, %d failed (%s), %d dead-lettered, %d released",
-                *(result.published, result.failed, error or "-", result.dead_lettered, result.released),
-                extra=extra,
-            )
-        else:
-            logger.debug("Batch: %d published in %.3fs", result.published, result.elapsed, extra=extra)
 
     def housekeep(self) -> None:
         """Dead-letter expired rows nobody holds; delete old published rows at most once per TTL."""
