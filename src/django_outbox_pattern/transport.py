@@ -401,7 +401,7 @@ class StompTransport:
     def _write(self, conn: Any, data: bytes, what: str) -> None:
         """Hand encoded frames to stomp.py's writer, as its own ``transmit()`` does."""
         with wrap_errors(what):
-            if conn.transport.blocking:
+            if getattr(conn.transport, "blocking", True):
                 conn.transport.send(data)  # under stomp.py's socket lock
             else:  # TLS: stomp.py's receiver thread writes
                 conn.transport.send_queue.put(data)

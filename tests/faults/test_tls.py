@@ -29,6 +29,10 @@ def test_verified_tls_connection_sends_with_receipt(
         receipt = transport.new_receipt_id()
         t.send("/queue/tls-check", "{}", {"persistent": "true"}, receipt=receipt)
         assert t.wait_for_receipts([receipt], 10) == {receipt}
+        # frames written together (the relay's path) go through stomp.py's TLS writer thread
+        receipts = [transport.new_receipt_id() for _ in range(3)]
+        t.send_many([transport.OutgoingFrame("/queue/tls-check", "{}", {}, r) for r in receipts])
+        assert t.wait_for_receipts(receipts, 10) == set(receipts)
     finally:
         t.disconnect()
 
