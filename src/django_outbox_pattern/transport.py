@@ -1,4 +1,7 @@
-"""The broker boundary: the ``Transport`` protocol and ``StompTransport``, the only module importing stomp.
+"""The broker boundary: ``StompTransport``, the only module importing stomp.py.
+
+It implements ``wire.Transport`` (re-exported here with the values that cross it); what stomp.py's receiver
+thread does with incoming frames is in receiver.py, the SEND/ACK/NACK bytes it writes itself in frames.py.
 
 Facts this is built on (RabbitMQ 3.10 STOMP): a RECEIPT for a SEND arrives only after the publisher
 confirm; an ERROR frame closes the connection; listeners run on stomp.py's single receiver thread, so
@@ -9,201 +12,39 @@ consumer's supervisors own reconnecting.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 import logging
-import re
 import threading
-import time
-import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Collection, Iterator, Sequence
+from typing import Any
 
 from django_outbox_pattern import conf, exceptions, frames
+from django_outbox_pattern.receiver import Listener, Tracker, mask_stomp_logs
+from django_outbox_pattern.wire import (
+    Headers,
+    Message,
+    MessageHandler,
+    OutgoingFrame,
+    Transport,
+    new_receipt_id,
+)
+
+__all__ = [
+    "Headers",
+    "Message",
+    "MessageHandler",
+    "OutgoingFrame",
+    "StompTransport",
+    "Transport",
+    "build_transport",
+    "mask_stomp_logs",
+    "new_receipt_id",
+    "wrap_errors",
+]
 
 logger = logging.getLogger(__name__)
 
-Headers = Mapping[str, str]
 DISCONNECT_TIMEOUT_S = 1.0  # longest wait for the broker's DISCONNECT receipt before closing the socket
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Message:
-    """A MESSAGE frame as received: headers and the raw body bytes."""
-
-    headers: dict[str, str]
-    body: bytes
-
-    @classmethod
-    def from_frame(cls, frame: Any) -> Message:
-        body = frame.body
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        return cls(headers=dict(frame.headers), body=body or b"")
-
-    @property
-    def ack_id(self) -> str:
-        """The id STOMP 1.2 acks by (``ack`` header), else the ``message-id``."""
-        return self.headers.get("ack") or self.headers.get("message-id", "")
-
-
-MessageHandler = Callable[[Message], None]
-
-
-class OutgoingFrame(NamedTuple):
-    """One SEND of a ``send_many()`` call."""
-
-    destination: str
-    body: str
-    headers: Headers
-    receipt: str | None = None
-
-
-class Transport(Protocol):
-    """What the relay, the producer and the consumer need from a broker connection."""
-
-    def connect(self) -> None: ...
-
-    def disconnect(self) -> None: ...
-
-    def is_connected(self) -> bool: ...
-
-    def send(self, destination: str, body: str, headers: Headers, *, receipt: str | None = None) -> None: ...
-
-    def send_many(self, messages: Sequence[OutgoingFrame]) -> None: ...
-
-    def wait_for_receipts(self, receipts: Collection[str], timeout: float) -> set[str]: ...
-
-    def subscribe(self, destination: str, subscription_id: str, headers: Headers, *, ack: str) -> None: ...
-
-    def unsubscribe(self, subscription_id: str) -> None: ...
-
-    def ack(self, ack_id: str, subscription_id: str, *, defer: bool = False) -> None: ...
-
-    def flush(self) -> None: ...
-
-    def nack(self, ack_id: str, subscription_id: str, *, requeue: bool = False) -> None: ...
-
-    def set_message_handler(self, handler: MessageHandler | None) -> None: ...
-
-
-_RECEIPT_PREFIX = uuid.uuid4().hex[:12]
-_receipt_numbers = itertools.count(1)
-
-
-def new_receipt_id() -> str:
-    """A receipt id unique within the process (receipts only need to be unique per connection)."""
-    return f"{_RECEIPT_PREFIX}-{next(_receipt_numbers)}"
-
-
-class _Tracker:
-    """State shared between the receiver thread (writes) and the caller's thread (waits)."""
-
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.receipts: set[str] = set()
-        self.connected = False
-        self.closed = False
-        self.closing = False  # we closed it on purpose: its on_disconnected is no news
-        self.error: str | None = None
-        self.error_receipt: str | None = None
-        self.handler: MessageHandler | None = None
-        self.server: str = ""
-        self.heartbeat: str = ""
-
-    def reset(self) -> None:
-        with self.cond:
-            self.receipts.clear()
-            self.connected = self.closed = self.closing = False
-            self.error = self.error_receipt = None
-
-    def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while not predicate():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self.cond.wait(remaining)
-            return True
-
-
-class _Listener:
-    """stomp.py listener: records frames on the tracker, never blocks, never reconnects."""
-
-    def __init__(self, tracker: _Tracker) -> None:
-        self._t = tracker
-
-    def on_connected(self, frame: Any) -> None:
-        with self._t.cond:
-            self._t.connected = True
-            self._t.server = frame.headers.get("server", "")
-            self._t.heartbeat = frame.headers.get("heart-beat", "")
-            self._t.cond.notify_all()
-
-    def on_receipt(self, frame: Any) -> None:
-        with self._t.cond:
-            self._t.receipts.add(frame.headers.get("receipt-id", ""))
-            self._t.cond.notify_all()
-
-    def on_error(self, frame: Any) -> None:
-        message = frame.headers.get("message", "") or "ERROR frame"
-        body = frame.body or b""
-        detail = (body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)).strip()
-        detail = " ".join(detail.split())[:300]
-        with self._t.cond:
-            self._t.error = f"{message}: {detail}" if detail else message
-            self._t.error_receipt = frame.headers.get("receipt-id")
-            self._t.cond.notify_all()
-        logger.warning("Broker sent ERROR: %s", self._t.error, extra={"action": "broker_error_received"})
-
-    def on_disconnected(self) -> None:
-        with self._t.cond:
-            self._t.connected = False
-            self._t.closed = True
-            self._t.cond.notify_all()
-        if self._t.closing:
-            logger.debug("Broker connection closed", extra={"action": "broker_disconnected"})
-        else:
-            logger.warning("Broker connection lost", extra={"action": "broker_connection_lost"})
-
-    def on_heartbeat_timeout(self) -> None:
-        logger.warning("Broker heartbeat timed out", extra={"action": "broker_heartbeat_timed_out"})
-
-    def on_message(self, frame: Any) -> None:
-        handler = self._t.handler
-        if handler is not None:
-            handler(Message.from_frame(frame))
-
-
-class _MaskPasscodes(logging.Filter):
-    """Hides the passcode in stomp.py's own log records.
-
-    stomp.py 9 logs every frame it sends at DEBUG ("sending frame: [b'CONNECT', ..., b'passcode:...']").
-    Its own mask only matches "passcode: <value>" with a space, which the frame never has, so the CONNECT
-    frame's passcode reaches every DEBUG handler. This filter, on the "stomp.py" logger, rewrites it.
-    """
-
-    _PASSCODE = re.compile(r"(passcode:).*?(?=\\n['\"]|\\r\\n|[\r\n]|$)")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record is stomp.py's own problem: leave it as it is
-            return True
-        if "passcode:" in message:
-            record.msg, record.args = self._PASSCODE.sub(r"\1********", message), ()
-        return True
-
-
-_MASK = _MaskPasscodes()
-
-
-def mask_stomp_logs() -> None:
-    """Install the passcode mask on stomp.py's logger (once)."""
-    stomp_logger = logging.getLogger("stomp.py")
-    if _MASK not in stomp_logger.filters:
-        stomp_logger.addFilter(_MASK)
 
 
 @contextlib.contextmanager
@@ -233,7 +74,7 @@ class StompTransport:
     ) -> None:
         self._settings = settings
         self._hosts = list(hosts or settings.DEFAULT_STOMP_HOST_AND_PORTS)
-        self._tracker = _Tracker()
+        self._tracker = Tracker()
         self._conn: Any = None
         self._encoder: frames.FrameEncoder | None = None  # None: every frame goes through stomp.py
         self._acks_lock = threading.Lock()
@@ -279,7 +120,7 @@ class StompTransport:
                 ssl_version=s.ssl_version,
                 password=s.DEFAULT_STOMP_SSL_PASSWORD,
             )
-        conn.set_listener(self.name, _Listener(self._tracker))
+        conn.set_listener(self.name, Listener(self._tracker))
         return conn
 
     def connect(self) -> None:

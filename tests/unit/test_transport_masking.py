@@ -7,7 +7,7 @@ import logging
 import pytest
 from stomp.utils import Frame, clean_lines, convert_frame
 
-from django_outbox_pattern import conf, transport
+from django_outbox_pattern import conf, receiver, transport
 
 
 @pytest.mark.parametrize("passcode", ["s3cret-pass", "it's-a-s3cret", "back\\slash-s3cret", "sp ace s3cret"])
@@ -28,4 +28,4 @@ def test_the_passcode_in_stomp_frame_logs_is_masked(passcode: str, caplog: pytes
 def test_the_mask_is_installed_once() -> None:
     transport.mask_stomp_logs()
     transport.mask_stomp_logs()
-    assert logging.getLogger("stomp.py").filters.count(transport._MASK) == 1
+    assert logging.getLogger("stomp.py").filters.count(receiver.MASK) == 1
