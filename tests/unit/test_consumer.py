@@ -325,20 +325,30 @@ def _message(msg_id: str) -> transport.Message:
     return transport.Message(headers={"dop-msg-id": msg_id, "message-id": msg_id}, body=b"{}")
 
 
+def _processor(
+    callback: Callable[[payloads.Payload], Any],
+    inbox: MemoryInbox,
+    counts: collections.Counter[str] | None = None,
+    dead_letter_queue: str = "DLQ.q",
+) -> handling.Processor:
+    tally = counts if counts is not None else collections.Counter()
+    return handling.Processor(
+        callback,
+        settings=conf.OutboxSettings(),
+        store=inbox,
+        subscription="sub",
+        dead_letter_queue=dead_letter_queue,
+        stopping=threading.Event(),
+        count=lambda field: tally.update([field]),
+    )
+
+
 def test_one_lookup_covers_a_run_of_messages_and_copies_within_it_are_duplicates() -> None:
     inbox = _CountingInbox()
     inbox.record("seen", {}, None)
     calls: list[str] = []
     counts: collections.Counter[str] = collections.Counter()
-    processor = handling.Processor(
-        saving(calls),
-        settings=conf.OutboxSettings(),
-        store=inbox,
-        subscription="sub",
-        dead_letter_queue="DLQ.q",
-        stopping=threading.Event(),
-        count=lambda field: counts.update([field]),
-    )
+    processor = _processor(saving(calls), inbox, counts)
     source = testing.MemoryTransport()
     source.connect()
     run = [_message(m) for m in ("a", "seen", "dup", "b", "dup")]
@@ -359,15 +369,7 @@ def test_a_failed_pre_check_falls_back_to_one_lookup_per_message() -> None:
 
     inbox = Broken()
     calls: list[str] = []
-    processor = handling.Processor(
-        saving(calls),
-        settings=conf.OutboxSettings(),
-        store=inbox,
-        subscription="sub",
-        dead_letter_queue="DLQ.q",
-        stopping=threading.Event(),
-        count=lambda field: None,
-    )
+    processor = _processor(saving(calls), inbox)
     source = testing.MemoryTransport()
     source.connect()
     processor.precheck([_message("a")])
@@ -389,15 +391,7 @@ def test_acks_wait_for_the_workers_flush_nacks_do_not() -> None:
     def callback(payload: payloads.Payload) -> None:
         payload.save() if payload.msg_id == "keep" else payload.nack()
 
-    processor = handling.Processor(
-        callback,
-        settings=conf.OutboxSettings(),
-        store=MemoryInbox(),
-        subscription="sub",
-        dead_letter_queue="DLQ.orders",
-        stopping=threading.Event(),
-        count=lambda field: None,
-    )
+    processor = _processor(callback, MemoryInbox(), dead_letter_queue="DLQ.orders")
     for message in delivered:
         processor.handle(source, message)
     assert len(source.deferred_acks) == 1  # the ACK waits ...
