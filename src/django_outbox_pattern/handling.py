@@ -108,6 +108,7 @@ class Processor:
                 self._callback(payload)
         except inbox.DuplicateMessage:
             payload.ack()
+            self._known.add(payload.msg_id)  # a later copy in the same run is skipped without a query
             self._count("duplicates")
             logger.info(
                 "Skipped message %s: already processed",

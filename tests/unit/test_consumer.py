@@ -362,6 +362,27 @@ def test_one_lookup_covers_a_run_of_messages_and_copies_within_it_are_duplicates
     assert inbox.lookups[-1] == "exists later"
 
 
+def test_a_copy_after_a_lost_save_race_in_the_same_run_never_reaches_the_callback() -> None:
+    inbox = _CountingInbox()
+    calls: list[str] = []
+
+    def callback(payload: payloads.Payload) -> None:
+        calls.append(payload.msg_id)
+        inbox.record(payload.msg_id, {}, "another consumer committed it meanwhile")
+        payload.save()  # raises DuplicateMessage
+
+    counts: collections.Counter[str] = collections.Counter()
+    processor = _processor(callback, inbox, counts)
+    source = testing.MemoryTransport()
+    source.connect()
+    run = [_message("x"), _message("x")]
+    processor.precheck(run)
+    for message in run:
+        processor.handle(source, message)
+    assert calls == ["x"]
+    assert counts == {"duplicates": 2}
+
+
 def test_a_failed_pre_check_falls_back_to_one_lookup_per_message() -> None:
     class Broken(_CountingInbox):
         def existing(self, msg_ids: Collection[str]) -> set[str]:
