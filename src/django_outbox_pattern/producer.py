@@ -42,9 +42,9 @@ FORCED_HEADERS: Mapping[str, str] = {"persistent": "true", "content-type": CONTE
 PERMANENT_REFUSALS = ("is larger than configured max size",)
 RESERVED_QUEUE_PREFIX = "amq."  # RabbitMQ refuses to declare such queues (access_refused)
 _PREFIXES = ("/queue/", "/topic/", "/exchange/", "/amq/queue/", "/temp-queue/", "/reply-queue/")
+_FLAT_PREFIXES = ("/queue/", "/amq/queue/", "/temp-queue/")  # the name may not contain another "/"
 WRITE_MESSAGES = 250  # at most this many messages per socket write of a pipelined batch
 WRITE_BYTES = 256 * 1024  # ... or about this many bytes of bodies
-_FLAT_PREFIXES = ("/queue/", "/amq/queue/", "/temp-queue/")  # the name may not contain another "/"
 
 
 class EncodedJSON(str):
