@@ -38,7 +38,7 @@ MAX_BODY_BYTES = 128 * 1024 * 1024
 RESERVED_HEADERS = frozenset({"destination", "receipt", "content-length", "transaction", "content-type"})
 FORCED_HEADERS: Mapping[str, str] = {"persistent": "true", "content-type": CONTENT_TYPE}
 # Broker errors that sending the same message again can never cure (RabbitMQ 3.x wording): a message over
-# the broker's max_message_size. Only meaningful for a message sent alone (see Relay._land_in_flight).
+# the broker's max_message_size. Only meaningful for a message sent alone (see batches.Batches.land).
 PERMANENT_REFUSALS = ("is larger than configured max size",)
 RESERVED_QUEUE_PREFIX = "amq."  # RabbitMQ refuses to declare such queues (access_refused)
 _PREFIXES = ("/queue/", "/topic/", "/exchange/", "/amq/queue/", "/temp-queue/", "/reply-queue/")
