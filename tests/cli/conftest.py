@@ -74,16 +74,20 @@ def run_cli(
     input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``python -m outboxctl [--settings tests.settings] ARGS`` as a real child process."""
-    command = [
-        sys.executable,
-        "-m",
-        "outboxctl",
-        *(["--settings", "tests.settings"] if settings else []),
-        *args,
-    ]
     return subprocess.run(
-        command, env=env or child_env(), cwd=cwd, capture_output=True, text=True, timeout=timeout, input=input
+        cli_command(*args, settings=settings),
+        env=env or child_env(),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
     )
+
+
+def cli_command(*args: str, settings: bool = True) -> list[str]:
+    """The argv of ``python -m outboxctl [--settings tests.settings] ARGS``."""
+    return [sys.executable, "-m", "outboxctl", *(["--settings", "tests.settings"] if settings else []), *args]
 
 
 from tests.cli.standins import consumer_standin, relay_standin  # noqa: E402,F401 - fixtures (STAND-INS)

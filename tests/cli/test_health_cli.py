@@ -18,7 +18,7 @@ from django_outbox_pattern import health, observability
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
 from outboxctl.exit_codes import ExitCode
-from tests.cli.conftest import ROOT, child_env, make_published, run_cli
+from tests.cli.conftest import ROOT, child_env, cli_command, make_published, run_cli
 
 
 def free_port() -> int:
@@ -153,16 +153,9 @@ def test_metrics_port_without_prometheus_client_says_what_to_install(
 def test_real_publish_serves_metrics_and_writes_its_heartbeat(outbox_settings, unique_name, tmp_path) -> None:
     rows = make_published(3, destination=f"/topic/{unique_name}")
     alive, port = tmp_path / "relay.alive", free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "outboxctl",
-        "--settings",
-        "tests.settings",
-        "publish",
-        "--poll-interval",
-    ]
-    command += ["0.1", "--metrics-port", str(port), "--health-file", str(alive)]
+    command = cli_command(
+        "publish", "--poll-interval", "0.1", "--metrics-port", str(port), "--health-file", str(alive)
+    )
     child = subprocess.Popen(
         command, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

@@ -6,7 +6,6 @@ import json
 import queue
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -15,7 +14,7 @@ from django_outbox_pattern import conf, exceptions, observability, transport
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
 from outboxctl.exit_codes import ExitCode
-from tests.cli.conftest import child_env, make_published, run_cli
+from tests.cli.conftest import child_env, cli_command, make_published, run_cli
 from tests.cli.standins import StandInBatch
 
 pytestmark = pytest.mark.django_db  # --once / --until-empty read the outbox table before running
@@ -183,16 +182,7 @@ def test_real_subprocess_publish_until_empty(outbox_settings, unique_name) -> No
 @pytest.mark.django_db(transaction=True)
 def test_real_subprocess_publish_stops_on_sigterm(outbox_settings, unique_name) -> None:
     rows = make_published(2, destination=f"/topic/{unique_name}")
-    command = [
-        sys.executable,
-        "-m",
-        "outboxctl",
-        "--settings",
-        "tests.settings",
-        "publish",
-        "--poll-interval",
-        "0.1",
-    ]
+    command = cli_command("publish", "--poll-interval", "0.1")
     child = subprocess.Popen(
         command, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

@@ -22,7 +22,7 @@ from django.db import connection
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
 from outboxctl.exit_codes import ExitCode
-from tests.cli.conftest import ROOT, child_env, make_published, make_received, run_cli
+from tests.cli.conftest import ROOT, child_env, cli_command, make_published, make_received, run_cli
 from tests.support.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -130,17 +130,7 @@ def test_interrupt_exits_130(broker_available) -> None:
     with TcpProxy(("127.0.0.1", 61613)) as proxy:
         proxy.stall(True)
         env = child_env(OUTBOXCTL_BROKER_HOSTS=f"127.0.0.1:{proxy.port}")
-        command = [
-            sys.executable,
-            "-m",
-            "outboxctl",
-            "--settings",
-            "tests.settings",
-            "check",
-            "--skip-database",
-            "--timeout",
-            "60",
-        ]
+        command = cli_command("check", "--skip-database", "--timeout", "60")
         child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 30

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from django_outbox_pattern import conf, exceptions, transport
 from django_outbox_pattern.models import Received
 from outboxctl.exit_codes import ExitCode
-from tests.cli.conftest import child_env
+from tests.cli.conftest import child_env, cli_command
 
 # --- wiring, with the STAND-IN consumer ---------------------------------------------------------------------
 
@@ -83,18 +82,7 @@ def test_real_consumer_bad_destination(cli) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_real_subprocess_subscribe_saves_and_stops_on_sigterm(outbox_settings, unique_name) -> None:
     destination = f"/topic/{unique_name}"
-    command = [
-        sys.executable,
-        "-m",
-        "outboxctl",
-        "--settings",
-        "tests.settings",
-        "subscribe",
-        "tests.cli.callbacks.record",
-        destination,
-        unique_name,
-        "--json",
-    ]
+    command = cli_command("subscribe", "tests.cli.callbacks.record", destination, unique_name, "--json")
     child = subprocess.Popen(
         command, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
