@@ -46,7 +46,6 @@ BATCH_SIZE = 1000  # rows per statement for sweeps and purges
 # What a claim reads: the body as the JSON text stored (sent as it is, never decoded), the headers as JSON
 # text, and whether the row expired (compared in SQL: no timestamp is parsed per row).
 _FIELDS = ("id", "destination", "wire_body", "wire_headers", "retry", "expired")
-_MARK_COLUMNS = ("id", "status", "published_at", "locked_by", "last_error")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -160,11 +159,7 @@ class OutboxStore:
     ) -> list[OutboxRow]:
         """PostgreSQL: lock, lease and read the batch in one statement (one round trip, no transaction)."""
         conn = connections[self.using]
-        meta = self.model._meta
-        q = conn.ops.quote_name
-        table = q(meta.db_table)
-        fields: dict[str, Any] = {field.name: field for field in meta.concrete_fields}
-        col = {name: q(field.column) for name, field in fields.items()}
+        table, col = self._quoted_names(conn)
         # The UPDATE finds its rows by primary key (= ANY of an array): joined to the CTE instead, the planner
         # may hash the whole table for every batch. The final join restores the due order.
         sql = (
@@ -183,6 +178,11 @@ class OutboxStore:
             cursor.execute(sql, [StatusChoice.SCHEDULE.value, now, limit, token, lease_until, now])
             return [OutboxRow.from_values(r) for r in cursor.fetchall()]
 
+    def _quoted_names(self, conn: Any) -> tuple[str, dict[str, str]]:
+        """The table's and every field's column name, quoted for raw SQL on ``conn``."""
+        meta, q = self.model._meta, conn.ops.quote_name
+        return q(meta.db_table), {field.name: q(field.column) for field in meta.concrete_fields}
+
     def mark_published(self, ids: Sequence[Any], *, now: datetime.datetime) -> int:
         """Confirmed by the broker: SUCCEEDED, in one UPDATE (whoever holds the lease now)."""
         if not ids:
@@ -198,12 +198,9 @@ class OutboxStore:
 
     def _mark_published_array(self, ids: Sequence[Any], *, now: datetime.datetime) -> int:
         conn = connections[self.using]
-        q = conn.ops.quote_name
-        meta = self.model._meta
-        fields: dict[str, Any] = {field.name: field for field in meta.concrete_fields}
-        col = {name: q(fields[name].column) for name in _MARK_COLUMNS}
+        table, col = self._quoted_names(conn)
         sql = (
-            f"UPDATE {q(meta.db_table)} SET {col['status']} = %s, {col['published_at']} = %s, "
+            f"UPDATE {table} SET {col['status']} = %s, {col['published_at']} = %s, "
             f"{col['locked_by']} = '', {col['last_error']} = '' WHERE {col['id']} = ANY(%s)"
         )
         with conn.cursor() as cursor:
