@@ -51,7 +51,7 @@ def unique_name() -> str:
 
 @pytest.fixture
 def stomp_transport(outbox_settings: conf.OutboxSettings) -> Iterator[object]:
-    from django_outbox_pattern.transport import StompTransport
+    from django_outbox_pattern.broker.transport import StompTransport
 
     t = StompTransport(outbox_settings)
     t.connect()

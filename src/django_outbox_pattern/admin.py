@@ -8,8 +8,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from django_outbox_pattern import operations
 from django_outbox_pattern.models import Published, Received
+from django_outbox_pattern.ops import operations
 
 
 class _ReadOnly(admin.ModelAdmin):  # type: ignore[type-arg]

@@ -107,8 +107,8 @@ def _wrap_manager(manager: models.Manager[Any]) -> None:
 
 def write_outbox_rows(objs: Sequence[models.Model], *, using: str | None = None) -> None:
     """Insert the outbox rows of decorated model instances in one statement (COPY on PostgreSQL)."""
-    from django_outbox_pattern import bulk
     from django_outbox_pattern.models import Published
+    from django_outbox_pattern.relaying import bulk
 
     rows = [
         Published(destination=config.destination, version=config.version, body=build_body(obj, config))

@@ -10,7 +10,9 @@ only if a database transaction commits.
 
 from __future__ import annotations
 
-from django_outbox_pattern import conf, producer, transport
+from django_outbox_pattern import conf
+from django_outbox_pattern.broker import transport
+from django_outbox_pattern.relaying import producer
 
 
 def factory_producer(settings: conf.OutboxSettings | None = None) -> producer.Producer:

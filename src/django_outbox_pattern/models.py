@@ -10,9 +10,9 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
-from django_outbox_pattern import notify
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.headers import get_message_headers
+from django_outbox_pattern.relaying import notify
 
 __all__ = ["Published", "Received", "StatusChoice"]
 

@@ -19,7 +19,9 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from django_outbox_pattern import exceptions, inbox, transport
+from django_outbox_pattern import exceptions
+from django_outbox_pattern.broker import transport
+from django_outbox_pattern.consuming import inbox
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ import itertools
 import threading
 from collections.abc import Collection, Sequence
 
-from django_outbox_pattern import exceptions, transport
+from django_outbox_pattern import exceptions
+from django_outbox_pattern.broker import transport
 
 
 @dataclasses.dataclass

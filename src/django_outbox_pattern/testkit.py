@@ -122,7 +122,7 @@ class OutboxTestHelper:
         The real ``relay.Relay`` sends over a ``MemoryTransport``, so rows end up SUCCEEDED (or retried,
         or FAILED) exactly as in production; broker errors are raised to the test.
         """
-        from django_outbox_pattern import relay, store
+        from django_outbox_pattern.relaying import relay, store
 
         model = self.model
         outbox = store.OutboxStore(model, using=router.db_for_write(model))

@@ -19,8 +19,9 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from django_outbox_pattern import backlog, exceptions
-from django_outbox_pattern import health as health_checks
+from django_outbox_pattern import exceptions
+from django_outbox_pattern.ops import backlog
+from django_outbox_pattern.ops import health as health_checks
 
 
 @never_cache

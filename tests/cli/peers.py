@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import queue
 
-from django_outbox_pattern import conf, transport
+from django_outbox_pattern import conf
+from django_outbox_pattern.broker import transport
 
 EXPIRES = {"x-expires": "120000"}  # test queues vanish two minutes after their last use
 

@@ -1,4 +1,4 @@
-"""Stand-ins for the relay and consumer engines (``django_outbox_pattern.relay`` / ``.consumer``).
+"""Stand-ins for the relay and consumer engines (``django_outbox_pattern.relaying.relay`` / ``.consumer``).
 
 They keep outboxctl's wiring tests fast and independent of the broker. They follow the engines' API
 (``build_relay(settings, *, chunk_size, poll_interval, notify) -> Relay`` with
@@ -12,17 +12,14 @@ of test_publish.py / test_subscribe.py.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import signal
-import sys
 import threading
-import types
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-import django_outbox_pattern
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,14 +95,8 @@ class Engine:
 
 
 def _install(monkeypatch: pytest.MonkeyPatch, module_name: str, factory_name: str, factory: Any) -> None:
-    full = f"django_outbox_pattern.{module_name}"
-    try:
-        module = __import__(full, fromlist=[factory_name])
-    except ImportError:  # the engine's branch is not merged: a stand-in module
-        module = types.ModuleType(full)
-        monkeypatch.setitem(sys.modules, full, module)
-        monkeypatch.setattr(django_outbox_pattern, module_name, module, raising=False)
-    monkeypatch.setattr(module, factory_name, factory, raising=False)
+    module = importlib.import_module(f"django_outbox_pattern.{module_name}")
+    monkeypatch.setattr(module, factory_name, factory)
 
 
 @pytest.fixture
@@ -117,7 +108,7 @@ def relay_standin(monkeypatch: pytest.MonkeyPatch) -> Engine:
         engine.built = StandInRelay(engine.batches, engine.error, engine.sigterm_self)
         return engine.built
 
-    _install(monkeypatch, "relay", "build_relay", build_relay)
+    _install(monkeypatch, "relaying.relay", "build_relay", build_relay)
     return engine
 
 
@@ -130,5 +121,5 @@ def consumer_standin(monkeypatch: pytest.MonkeyPatch) -> Engine:
         engine.built = StandInConsumer(engine.error, engine.sigterm_self)
         return engine.built
 
-    _install(monkeypatch, "consumer", "build_consumer", build_consumer)
+    _install(monkeypatch, "consuming.consumer", "build_consumer", build_consumer)
     return engine

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from django_outbox_pattern import diagnostics
+from django_outbox_pattern.ops import diagnostics
 from outboxctl.commands.check import exit_code
 from outboxctl.exit_codes import ExitCode
 from tests.support.tcpproxy import TcpProxy

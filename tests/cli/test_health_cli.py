@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from django_outbox_pattern import health, observability
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
+from django_outbox_pattern.ops import health, observability
 from outboxctl.exit_codes import ExitCode
 from tests.cli.conftest import ROOT, child_env, cli_command, make_published, run_cli
 

@@ -10,9 +10,11 @@ import time
 
 import pytest
 
-from django_outbox_pattern import conf, exceptions, observability, transport
+from django_outbox_pattern import conf, exceptions
+from django_outbox_pattern.broker import transport
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
+from django_outbox_pattern.ops import observability
 from outboxctl.exit_codes import ExitCode
 from tests.cli.conftest import child_env, cli_command, make_published, run_cli
 from tests.cli.standins import StandInBatch

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from django_outbox_pattern import operations
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published, Received
+from django_outbox_pattern.ops import operations
 from outboxctl.exit_codes import ExitCode
 from tests.cli.conftest import make_published, make_received
 

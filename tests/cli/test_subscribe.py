@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from django_outbox_pattern import conf, exceptions, transport
+from django_outbox_pattern import conf, exceptions
+from django_outbox_pattern.broker import transport
 from django_outbox_pattern.models import Received
 from outboxctl.exit_codes import ExitCode
 from tests.cli.conftest import child_env, cli_command

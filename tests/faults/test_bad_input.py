@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from django.db import transaction
 
-from django_outbox_pattern import conf, payloads, transport
+from django_outbox_pattern import conf, payloads
+from django_outbox_pattern.broker import transport
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published, Received
 from tests.support.broker_helpers import QueueDrain, count_ids

@@ -70,7 +70,9 @@ def test_consumers_sigkilled_mid_callback_again_and_again(
             cluster.write(300, wait=False)  # keep messages coming, so that every kill lands in a callback
         if not consumer.alive:
             consumer.start()
-        assert consumer.wait_for_log("django_outbox_pattern.consumer: Consuming", timeout=60), consumer.log()
+        assert consumer.wait_for_log("django_outbox_pattern.consuming.consumer: Consuming", timeout=60), (
+            consumer.log()
+        )
         wait_then(rng.uniform(0.1, 0.5))  # let it process a few messages first
         inside = wait_until(
             lambda consumer=consumer: cluster.db.in_transaction(consumer.app_name), timeout=30, interval=0.002

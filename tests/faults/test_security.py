@@ -19,8 +19,11 @@ from typing import Any
 import pytest
 from django.db import transaction
 
-from django_outbox_pattern import conf, consumer, exceptions, payloads, producer, relay, transport
+from django_outbox_pattern import conf, exceptions, payloads
+from django_outbox_pattern.broker import transport
+from django_outbox_pattern.consuming import consumer
 from django_outbox_pattern.models import Published
+from django_outbox_pattern.relaying import producer, relay
 from tests.support.broker_helpers import QueueDrain
 from tests.support.consumers import make_consumer
 from tests.support.fault_cluster import CONSUMER_READY, Cluster

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from django_outbox_pattern import conf, exceptions, transport
+from django_outbox_pattern import conf, exceptions
+from django_outbox_pattern.broker import transport
 from tests.support.rabbit_node import RabbitNode
 
 

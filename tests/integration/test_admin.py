@@ -8,9 +8,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from django_outbox_pattern import operations
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
+from django_outbox_pattern.ops import operations
 from tests.cli.factories import make_published
 
 pytestmark = pytest.mark.django_db

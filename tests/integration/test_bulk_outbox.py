@@ -9,9 +9,9 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_outbox_pattern import bulk
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
+from django_outbox_pattern.relaying import bulk
 from tests.testapp import models as m
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,8 @@ import pytest
 from django.db import transaction
 
 from django_outbox_pattern import payloads
+from django_outbox_pattern.broker.transport import StompTransport, new_receipt_id
 from django_outbox_pattern.models import Received
-from django_outbox_pattern.transport import StompTransport, new_receipt_id
 from tests.support.consumers import make_consumer
 from tests.support.runner import running, wait_until
 from tests.support.stomp_tools import assert_queue_empty, publish, read, settings_with, subscribe_once

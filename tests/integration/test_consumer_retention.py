@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_outbox_pattern import inbox
+from django_outbox_pattern.consuming import inbox
 from django_outbox_pattern.models import Received
 from tests.support.stomp_tools import settings_with
 

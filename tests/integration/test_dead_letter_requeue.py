@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from django_outbox_pattern import conf, exceptions, operations, transport
+from django_outbox_pattern import conf, exceptions
+from django_outbox_pattern.broker import transport
+from django_outbox_pattern.ops import operations
 from tests.cli import peers
 
 pytestmark = pytest.mark.broker

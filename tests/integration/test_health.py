@@ -10,9 +10,10 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from django_outbox_pattern import conf, health
+from django_outbox_pattern import conf
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
+from django_outbox_pattern.ops import health
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.support.health_urls")]
 

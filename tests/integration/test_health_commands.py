@@ -10,8 +10,8 @@ import urllib.request
 
 import pytest
 
-from django_outbox_pattern import health
 from django_outbox_pattern.choices import StatusChoice
+from django_outbox_pattern.ops import health
 from tests.support.processes import Subscriber, subprocess_env
 from tests.support.relay_helpers import django_command, make_rows, statuses
 from tests.support.relay_helpers import subprocess_env as relay_env

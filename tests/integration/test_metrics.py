@@ -11,9 +11,9 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from django_outbox_pattern import backlog, metrics
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
+from django_outbox_pattern.ops import backlog, metrics
 from tests.support.relay_helpers import make_relay, make_rows, make_settings
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

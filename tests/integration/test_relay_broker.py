@@ -7,9 +7,10 @@ import socket
 
 import pytest
 
-from django_outbox_pattern import conf, exceptions, relay
+from django_outbox_pattern import conf, exceptions
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
+from django_outbox_pattern.relaying import relay
 from tests.conftest import STOMP_HOST, STOMP_PORT
 from tests.support.broker_helpers import QueueDrain, count_ids
 from tests.support.relay_helpers import (

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 
-from django_outbox_pattern import conf, notify, relay
+from django_outbox_pattern import conf
 from django_outbox_pattern.models import Published
+from django_outbox_pattern.relaying import notify, relay
 from tests.support.broker_helpers import QueueDrain
 from tests.support.relay_helpers import RelayThread, make_settings, wait_until
 

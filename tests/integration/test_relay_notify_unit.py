@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 
-from django_outbox_pattern import notify
 from django_outbox_pattern.models import Published
+from django_outbox_pattern.relaying import notify
 from tests.support.relay_helpers import make_rows
 
 pytestmark = pytest.mark.django_db

@@ -9,9 +9,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from django_outbox_pattern import exceptions, store
+from django_outbox_pattern import exceptions
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
+from django_outbox_pattern.relaying import store
 from tests.support.relay_helpers import make_rows
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,8 @@ import threading
 
 import pytest
 
-from django_outbox_pattern import conf, exceptions, transport
+from django_outbox_pattern import conf, exceptions
+from django_outbox_pattern.broker import transport
 from tests.support.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.broker

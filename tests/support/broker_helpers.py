@@ -8,7 +8,8 @@ import time
 import uuid
 from collections.abc import Iterable
 
-from django_outbox_pattern import conf, transport
+from django_outbox_pattern import conf
+from django_outbox_pattern.broker import transport
 
 
 class QueueDrain:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django_outbox_pattern import consumer, payloads
+from django_outbox_pattern import payloads
+from django_outbox_pattern.consuming import consumer
 from tests.support.stomp_tools import settings_with
 
 FAST = {

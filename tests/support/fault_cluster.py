@@ -27,7 +27,7 @@ from tests.support.rabbit_node import RabbitNode
 from tests.support.runner import wait_until
 
 CALLBACK = "tests.support.fault_callbacks.record_effect"
-CONSUMER_READY = "django_outbox_pattern.consumer: Consuming"
+CONSUMER_READY = "django_outbox_pattern.consuming.consumer: Consuming"
 RELAY_READY = "Relay connected to the broker"
 
 # Short timeouts and retry delays, so that every recovery happens within seconds.

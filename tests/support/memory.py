@@ -7,7 +7,9 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from django_outbox_pattern import inbox, testing, transport
+from django_outbox_pattern import testing
+from django_outbox_pattern.broker import transport
+from django_outbox_pattern.consuming import inbox
 
 
 class ReceiptMemoryTransport(testing.MemoryTransport):

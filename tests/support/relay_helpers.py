@@ -15,9 +15,11 @@ from django.conf import settings as django_settings
 from django.db import connection, connections
 from django.utils import timezone
 
-from django_outbox_pattern import conf, relay, store, transport
+from django_outbox_pattern import conf
+from django_outbox_pattern.broker import transport
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
+from django_outbox_pattern.relaying import relay, store
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

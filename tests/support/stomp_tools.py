@@ -8,8 +8,9 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from django_outbox_pattern import conf, queues
-from django_outbox_pattern.transport import Message, StompTransport, new_receipt_id
+from django_outbox_pattern import conf
+from django_outbox_pattern.broker.transport import Message, StompTransport, new_receipt_id
+from django_outbox_pattern.consuming import queues
 
 
 def settings_with(**overrides: Any) -> conf.OutboxSettings:

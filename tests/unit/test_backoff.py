@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from django_outbox_pattern import conf, relay
+from django_outbox_pattern import conf
+from django_outbox_pattern.relaying import relay
 
 DEFAULTS = conf.OutboxSettings()
 

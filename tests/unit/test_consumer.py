@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from django.db import OperationalError
 
-from django_outbox_pattern import conf, consumer, exceptions, handling, payloads, testing, transport
+from django_outbox_pattern import conf, exceptions, payloads, testing
+from django_outbox_pattern.broker import transport
+from django_outbox_pattern.consuming import consumer, handling
 from tests.support.memory import MemoryInbox, TransportFactory
 from tests.support.runner import running, wait_until
 

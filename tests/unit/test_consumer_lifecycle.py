@@ -13,7 +13,8 @@ import pytest
 from django.core.cache import cache
 from django.db import OperationalError
 
-from django_outbox_pattern import conf, consumer, inbox, payloads
+from django_outbox_pattern import conf, payloads
+from django_outbox_pattern.consuming import consumer, inbox
 from tests.support.memory import MemoryInbox, TransportFactory
 from tests.support.runner import running, wait_until
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from django_outbox_pattern import exceptions, operations
+from django_outbox_pattern import exceptions
+from django_outbox_pattern.ops import operations
 from django_outbox_pattern.testing import MemoryBroker, MemoryTransport
 
 DLQ, TARGET = "/amq/queue/DLQ.orders", "/amq/queue/orders"

@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from django_outbox_pattern import conf, diagnostics
+from django_outbox_pattern import conf
+from django_outbox_pattern.ops import diagnostics
 from django_outbox_pattern.testing import MemoryBroker, MemoryTransport
 
 

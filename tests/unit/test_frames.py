@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from stomp import protocol, utils
 
-from django_outbox_pattern.frames import FrameEncoder
+from django_outbox_pattern.broker.frames import FrameEncoder
 
 PROTOCOLS = {"1.0": protocol.Protocol10, "1.1": protocol.Protocol11, "1.2": protocol.Protocol12}
 
@@ -96,7 +96,7 @@ def test_unknown_version_and_nack_on_1_0_are_refused() -> None:
 def test_only_stomp_pys_own_connection_classes_get_the_direct_writer() -> None:
     import stomp
 
-    from django_outbox_pattern import transport
+    from django_outbox_pattern.broker import transport
 
     stock = stomp.StompConnection12(host_and_ports=[("127.0.0.1", 1)])
     encoder = transport._frame_encoder(stock)

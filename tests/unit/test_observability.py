@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from django_outbox_pattern import exceptions, health, logformat, observability
+from django_outbox_pattern import exceptions, logformat
+from django_outbox_pattern.ops import health, observability
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "django_outbox_pattern"
 LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical", "log"}
@@ -105,7 +106,7 @@ def test_multi_observer_forwards_every_event_to_each_observer() -> None:
 def test_an_observer_that_raises_is_logged_and_the_others_still_run(caplog: pytest.LogCaptureFixture) -> None:
     after = Recorder()
     multi = observability.MultiObserver(Exploding(), after)
-    with caplog.at_level(logging.WARNING, logger="django_outbox_pattern.observability"):
+    with caplog.at_level(logging.WARNING, logger="django_outbox_pattern.ops.observability"):
         multi.consumed()
     assert after.calls == [("consumed", ())]
     [record] = caplog.records
@@ -195,14 +196,14 @@ def test_the_scanner_finds_a_call_without_action() -> None:
 
 def test_json_formatter_puts_the_extra_fields_at_the_top_level() -> None:
     record = logging.LogRecord(
-        "django_outbox_pattern.relay", logging.INFO, __file__, 1, "Sent %d", (3,), None
+        "django_outbox_pattern.relaying.relay", logging.INFO, __file__, 1, "Sent %d", (3,), None
     )
     record.action = "relay_batch_published"
     record.count = 3
     out = json.loads(logformat.JsonFormatter().format(record))
     assert out["message"] == "Sent 3"
     assert out["level"] == "INFO"
-    assert out["logger"] == "django_outbox_pattern.relay"
+    assert out["logger"] == "django_outbox_pattern.relaying.relay"
     assert (out["action"], out["count"]) == ("relay_batch_published", 3)
     assert "args" not in out and "msg" not in out
 

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from django_outbox_pattern import conf, consumer, health, metrics, observability, payloads, tracing
+from django_outbox_pattern import conf, payloads, tracing
+from django_outbox_pattern.consuming import consumer
+from django_outbox_pattern.ops import health, metrics, observability
 from tests.support.memory import MemoryInbox, TransportFactory
 from tests.support.otel import span_exporter
 from tests.support.runner import running, wait_until

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from django_outbox_pattern import health, testing
+from django_outbox_pattern import testing
+from django_outbox_pattern.ops import health
 
 
 class FakeClock:

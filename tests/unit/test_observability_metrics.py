@@ -9,7 +9,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from django_outbox_pattern import backlog, exceptions, metrics, observability
+from django_outbox_pattern import exceptions
+from django_outbox_pattern.ops import backlog, metrics, observability
 
 
 class FakeClock:

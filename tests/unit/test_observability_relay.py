@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 
-from django_outbox_pattern import observability, relay, tracing
+from django_outbox_pattern import tracing
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
+from django_outbox_pattern.ops import observability
+from django_outbox_pattern.relaying import relay
 from django_outbox_pattern.testing import MemoryBroker, MemoryTransport
 from tests.support.otel import span_exporter
 from tests.support.relay_helpers import RelayThread, make_relay, make_rows, make_settings, past, wait_until

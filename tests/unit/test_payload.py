@@ -6,7 +6,9 @@ import logging
 
 import pytest
 
-from django_outbox_pattern import exceptions, inbox, payloads, transport
+from django_outbox_pattern import exceptions, payloads
+from django_outbox_pattern.broker import transport
+from django_outbox_pattern.consuming import inbox
 from tests.support.memory import MemoryInbox
 
 

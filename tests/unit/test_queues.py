@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from django_outbox_pattern import conf, exceptions, queues
+from django_outbox_pattern import conf, exceptions
+from django_outbox_pattern.consuming import queues
 
 
 @pytest.fixture

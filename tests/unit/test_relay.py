@@ -14,9 +14,10 @@ import pytest
 from django.core.cache import caches
 from django.utils import timezone
 
-from django_outbox_pattern import exceptions, relay, store
+from django_outbox_pattern import exceptions
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
+from django_outbox_pattern.relaying import relay, store
 from django_outbox_pattern.testing import MemoryBroker, MemoryTransport
 from tests.support.relay_helpers import (
     RelayThread,

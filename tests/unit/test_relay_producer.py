@@ -10,7 +10,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from django_outbox_pattern import exceptions, producer, transport
+from django_outbox_pattern import exceptions
+from django_outbox_pattern.broker import transport
+from django_outbox_pattern.relaying import producer
 from django_outbox_pattern.testing import MemoryBroker, MemoryTransport
 
 

@@ -7,7 +7,8 @@ import logging
 import pytest
 from stomp.utils import Frame, clean_lines, convert_frame
 
-from django_outbox_pattern import conf, receiver, transport
+from django_outbox_pattern import conf
+from django_outbox_pattern.broker import receiver, transport
 
 
 @pytest.mark.parametrize("passcode", ["s3cret-pass", "it's-a-s3cret", "back\\slash-s3cret", "sp ace s3cret"])

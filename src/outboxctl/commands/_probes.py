@@ -26,7 +26,7 @@ def run(
     flags: dict[str, tuple[Any, str]],
     as_json: bool,
 ) -> NoReturn:
-    from django_outbox_pattern import health
+    from django_outbox_pattern.ops import health
 
     probes: list[Any] = []
     if liveness:

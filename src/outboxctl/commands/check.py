@@ -88,7 +88,7 @@ def check(
             as_json=as_json,
         )
     resolved = bootstrap.setup(state(ctx), flags, database=not skip_database)
-    from django_outbox_pattern import diagnostics
+    from django_outbox_pattern.ops import diagnostics
 
     results = diagnostics.run_checks(resolved.outbox, database=not skip_database, broker=not skip_broker)
     code = exit_code(results)

@@ -55,7 +55,7 @@ def park(
             ExitCode.USAGE,
         )
     bootstrap.setup(state(ctx))
-    from django_outbox_pattern import operations
+    from django_outbox_pattern.ops import operations
 
     selection = operations.Filter(ids=tuple(ids or ()), destination=destination, since=since, limit=limit)
     if ids:
@@ -113,7 +113,8 @@ def requeue(
     resolved = bootstrap.setup(state(ctx), database=False)
     if not yes:
         errors.confirm(f"Move messages from {dlq_prefix}{queue} back to {queue}?", "nothing moved")
-    from django_outbox_pattern import operations, transport
+    from django_outbox_pattern.broker import transport
+    from django_outbox_pattern.ops import operations
 
     result = operations.requeue(
         transport.StompTransport(resolved.outbox),

@@ -64,10 +64,10 @@ def inspect(
         errors.fail("--metrics and --json exclude each other.", "Pick one.", ExitCode.USAGE)
     bootstrap.setup(state(ctx))
     if metrics:
-        from django_outbox_pattern import metrics as outbox_metrics
+        from django_outbox_pattern.ops import metrics as outbox_metrics
 
         return typer.echo(outbox_metrics.render_backlog(), nl=False)
-    from django_outbox_pattern import operations
+    from django_outbox_pattern.ops import operations
 
     table: Any = "inbox" if inbox else "outbox"
     if row_id is not None:

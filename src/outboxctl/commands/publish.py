@@ -117,10 +117,12 @@ def publish(
     }
     resolved = bootstrap.setup(state(ctx), flags)
     if once or until_empty:
-        from django_outbox_pattern import diagnostics
+        from django_outbox_pattern.ops import diagnostics
 
         diagnostics.preflight(resolved.outbox)  # a one-shot run fails fast (exit 3/4) instead of waiting
-    from django_outbox_pattern import observability, relay, shutdown
+    from django_outbox_pattern.core import shutdown
+    from django_outbox_pattern.ops import observability
+    from django_outbox_pattern.relaying import relay
 
     observer = observability.build_observer(
         metrics_port=metrics_port,

@@ -79,7 +79,7 @@ def purge(
     resolved = bootstrap.setup(state(ctx))
     from django.utils import timezone
 
-    from django_outbox_pattern import operations
+    from django_outbox_pattern.ops import operations
 
     age = older_than if older_than is not None else timedelta(days=resolved.outbox.DAYS_TO_KEEP_DATA)
     tables: list[Any] = [t for t, on in (("outbox", outbox), ("inbox", inbox)) if on] or ["outbox", "inbox"]

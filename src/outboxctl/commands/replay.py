@@ -33,7 +33,7 @@ def replay(
     """
     _repair.require_selection(select_all, ids, destination, since)
     bootstrap.setup(state(ctx))
-    from django_outbox_pattern import operations
+    from django_outbox_pattern.ops import operations
 
     selection = operations.Filter(ids=tuple(ids or ()), destination=destination, since=since, limit=limit)
     if ids:

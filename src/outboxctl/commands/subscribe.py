@@ -50,7 +50,9 @@ def subscribe(
       outboxctl subscribe myapp.callbacks.on_job /queue/jobs --metrics-port 9109 --health-file /tmp/c.alive
     """
     resolved = bootstrap.setup(state(ctx))
-    from django_outbox_pattern import consumer, observability, shutdown
+    from django_outbox_pattern.consuming import consumer
+    from django_outbox_pattern.core import shutdown
+    from django_outbox_pattern.ops import observability
 
     observer = observability.build_observer(
         metrics_port=metrics_port,

@@ -6,7 +6,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_outbox_pattern import exceptions, observability, relay, shutdown
+from django_outbox_pattern import exceptions
+from django_outbox_pattern.core import shutdown
+from django_outbox_pattern.ops import observability
+from django_outbox_pattern.relaying import relay
 
 
 class Command(BaseCommand):

@@ -6,8 +6,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_outbox_pattern import exceptions, observability, shutdown
-from django_outbox_pattern.consumer import build_consumer
+from django_outbox_pattern import exceptions
+from django_outbox_pattern.consuming.consumer import build_consumer
+from django_outbox_pattern.core import shutdown
+from django_outbox_pattern.ops import observability
 
 
 class Command(BaseCommand):

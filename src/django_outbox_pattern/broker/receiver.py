@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django_outbox_pattern.wire import Message, MessageHandler
+from django_outbox_pattern.broker.wire import Message, MessageHandler
 
 logger = logging.getLogger(__name__)
 

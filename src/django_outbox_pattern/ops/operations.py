@@ -20,8 +20,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from django_outbox_pattern.choices import StatusChoice
-from django_outbox_pattern.dead_letters import RequeueResult, requeue
-from django_outbox_pattern.inspection import (
+from django_outbox_pattern.models import Published
+from django_outbox_pattern.ops.dead_letters import RequeueResult, requeue
+from django_outbox_pattern.ops.inspection import (
     INBOX_STATUS,
     OUTBOX_STATUS,
     STATUS_BY_NAME,
@@ -35,7 +36,6 @@ from django_outbox_pattern.inspection import (
     preview,
     query,
 )
-from django_outbox_pattern.models import Published
 
 logger = logging.getLogger(__name__)
 

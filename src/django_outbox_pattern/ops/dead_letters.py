@@ -17,7 +17,8 @@ import queue as queue_module
 import uuid
 from typing import Literal
 
-from django_outbox_pattern import exceptions, transport
+from django_outbox_pattern import exceptions
+from django_outbox_pattern.broker import transport
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 from django.core.cache import BaseCache, caches
 
-from django_outbox_pattern import conf, exceptions, store
+from django_outbox_pattern import conf, exceptions
+from django_outbox_pattern.relaying import store
 
 logger = logging.getLogger(__name__)
 

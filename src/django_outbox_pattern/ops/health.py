@@ -19,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from django_outbox_pattern import exceptions, observability
+from django_outbox_pattern import exceptions
+from django_outbox_pattern.ops import observability
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ def check_database(using: str = "default") -> Probe:
 def check_broker(settings: Any = None, *, transport_factory: Callable[[], Any] | None = None) -> Probe:
     """Readiness of the broker: a STOMP CONNECT (and DISCONNECT) with the configured credentials."""
     if transport_factory is None:
-        from django_outbox_pattern import transport
+        from django_outbox_pattern.broker import transport
 
         def transport_factory() -> Any:
             return transport.build_transport(settings)

@@ -36,18 +36,11 @@ from django.core.cache import BaseCache
 from django.db import connections, router
 from django.utils import timezone
 
-from django_outbox_pattern import (
-    backoff,
-    batches,
-    conf,
-    exceptions,
-    housekeeping,
-    observability,
-    producer,
-    store,
-    tracing,
-    transport,
-)
+from django_outbox_pattern import conf, exceptions, tracing
+from django_outbox_pattern.broker import transport
+from django_outbox_pattern.core import backoff
+from django_outbox_pattern.ops import observability
+from django_outbox_pattern.relaying import batches, housekeeping, producer, store
 
 logger = logging.getLogger(__name__)
 
@@ -319,7 +312,7 @@ def build_relay(
     outbox = store.OutboxStore(model, using=router.db_for_write(model))
     notifier: Notifier | None = None
     if s.DEFAULT_RELAY_NOTIFY:
-        from django_outbox_pattern import notify as notify_module
+        from django_outbox_pattern.relaying import notify as notify_module
 
         notifier = notify_module.build_listener(outbox.using)
     return Relay(

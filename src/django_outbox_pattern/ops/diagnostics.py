@@ -16,7 +16,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Literal
 
-from django_outbox_pattern import conf, exceptions, transport
+from django_outbox_pattern import conf, exceptions
+from django_outbox_pattern.broker import transport
 
 Status = Literal["pass", "fail", "skip"]
 TAG = "django_outbox_pattern"

@@ -15,8 +15,8 @@ from typing import Any
 
 from django.db import connections
 
-from django_outbox_pattern import notify
 from django_outbox_pattern.models import Published
+from django_outbox_pattern.relaying import notify
 
 logger = logging.getLogger(__name__)
 

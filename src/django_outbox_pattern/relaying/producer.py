@@ -26,7 +26,8 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 
-from django_outbox_pattern import exceptions, headers, tracing, transport
+from django_outbox_pattern import exceptions, headers, tracing
+from django_outbox_pattern.broker import transport
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from prometheus_client.registry import Collector
 
-    from django_outbox_pattern.backlog import Backlog
+    from django_outbox_pattern.ops.backlog import Backlog
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def _measure_and_release() -> Backlog:
     """``backlog.measure()``; off the main thread (a scrape), the thread's DB connection is closed after."""
     from django.db import connections
 
-    from django_outbox_pattern import backlog
+    from django_outbox_pattern.ops import backlog
 
     try:
         return backlog.measure()
@@ -209,7 +209,7 @@ def render_backlog() -> str:
 
     Raises StorageError when the database cannot be queried (a scrape would report outbox_backlog_up 0).
     """
-    from django_outbox_pattern import backlog
+    from django_outbox_pattern.ops import backlog
 
     client = prometheus()
     measured = backlog.measure()

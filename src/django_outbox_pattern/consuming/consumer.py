@@ -29,7 +29,11 @@ import time
 import uuid
 from collections.abc import Callable
 
-from django_outbox_pattern import backoff, conf, exceptions, handling, inbox, observability, queues, transport
+from django_outbox_pattern import conf, exceptions
+from django_outbox_pattern.broker import transport
+from django_outbox_pattern.consuming import handling, inbox, queues
+from django_outbox_pattern.core import backoff
+from django_outbox_pattern.ops import observability
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,10 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from django_outbox_pattern import backoff, conf, exceptions, housekeeping, observability, producer, store
+from django_outbox_pattern import conf, exceptions
+from django_outbox_pattern.core import backoff
+from django_outbox_pattern.ops import observability
+from django_outbox_pattern.relaying import housekeeping, producer, store
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ from typing import Any
 
 from django.db import DatabaseError, connections, transaction
 
-from django_outbox_pattern import backoff, conf
+from django_outbox_pattern import conf
+from django_outbox_pattern.core import backoff
 
 logger = logging.getLogger(__name__)
 

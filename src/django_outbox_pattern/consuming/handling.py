@@ -18,7 +18,10 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from django_outbox_pattern import backoff, conf, exceptions, inbox, payloads, tracing, transport
+from django_outbox_pattern import conf, exceptions, payloads, tracing
+from django_outbox_pattern.broker import transport
+from django_outbox_pattern.consuming import inbox
+from django_outbox_pattern.core import backoff
 
 logger = logging.getLogger(__name__)
 

@@ -173,13 +173,13 @@ def build_observer(
     """
     observers: list[Observer] = []
     if metrics_port is not None:
-        from django_outbox_pattern import metrics
+        from django_outbox_pattern.ops import metrics
 
         outbox_metrics = metrics.default_metrics()
         metrics.start_metrics_server(metrics_port, addr=metrics_addr, registry=outbox_metrics.registry)
         observers.append(outbox_metrics)
     if health_file:
-        from django_outbox_pattern import health
+        from django_outbox_pattern.ops import health
 
         observers.append(health.HeartbeatObserver(health_file, component=component))
     if not observers:

@@ -18,9 +18,10 @@ import threading
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
-from django_outbox_pattern import conf, exceptions, frames
-from django_outbox_pattern.receiver import Listener, Tracker, mask_stomp_logs
-from django_outbox_pattern.wire import (
+from django_outbox_pattern import conf, exceptions
+from django_outbox_pattern.broker import frames
+from django_outbox_pattern.broker.receiver import Listener, Tracker, mask_stomp_logs
+from django_outbox_pattern.broker.wire import (
     Headers,
     Message,
     MessageHandler,

@@ -33,7 +33,7 @@ from django.db.models.functions import Cast
 from django_outbox_pattern import exceptions
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
-from django_outbox_pattern.producer import EncodedJSON
+from django_outbox_pattern.relaying.producer import EncodedJSON
 
 logger = logging.getLogger(__name__)
 

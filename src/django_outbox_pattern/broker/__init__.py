@@ -1,0 +1,3 @@
+"""broker: see docs/architecture.md."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""consuming: see docs/architecture.md."""
+
+from __future__ import annotations

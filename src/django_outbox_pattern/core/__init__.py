@@ -1,0 +1,3 @@
+"""core: see docs/architecture.md."""
+
+from __future__ import annotations

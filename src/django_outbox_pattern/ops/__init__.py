@@ -1,0 +1,3 @@
+"""ops: see docs/architecture.md."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""relaying: see docs/architecture.md."""
+
+from __future__ import annotations
