@@ -2,7 +2,7 @@
 
 python -m bench                      full run (< 15 min on 2 cores)
 python -m bench --quick              reduced counts (< 2 min), relay and consumer on PostgreSQL only
-python -m bench --only relay,write   some scenarios: relay scaling latency consumer write memory
+python -m bench --only relay,write   some scenarios: e2e relay scaling latency consumer write memory
 python -m bench --db postgres        some databases (relay and consumer scenarios)
 python -m bench --repeat 5 --json out.json --profile var/bench/profiles
 """
@@ -20,13 +20,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from bench import consumer, latency, machine, memory, params, relay, results, table, write
+from bench import chart, consumer, e2e, latency, machine, memory, params, relay, results, table, write
 from bench.context import Context
 from bench.procs import LOG_DIR, ROOT, BenchError
 
 DEFAULT_JSON = ROOT / "bench" / "results" / "latest.json"
 
 RUNNERS: dict[str, Callable[[Context, results.Figures], None]] = {
+    "e2e": e2e.run,
     "relay": relay.run_throughput,
     "scaling": relay.run_scaling,
     "latency": latency.run,
@@ -34,7 +35,8 @@ RUNNERS: dict[str, Callable[[Context, results.Figures], None]] = {
     "write": write.run,
     "memory": memory.run,
 }
-# scaling, latency, write and memory always run on PostgreSQL (issue 6); --db picks relay/consumer databases.
+# e2e, scaling, latency, write and memory always run on PostgreSQL (issue 6); --db picks the databases
+# of the relay and consumer scenarios.
 
 
 def _csv(value: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -150,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     doc = results.document(figures, params=run_params, machine=info, mode=bench_params.mode)
     results.write(doc, args.json)
+    chart_path = chart.write(figures, args.json.with_suffix(".svg"))
     table.render(figures, mode=bench_params.mode)
-    ctx.console.print(f"figures written to {args.json} in {run_params['seconds']}s")
+    ctx.console.print(f"figures written to {args.json} and {chart_path} in {run_params['seconds']}s")
     return 1 if figures.errors else 0
 
 

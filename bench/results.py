@@ -30,6 +30,12 @@ class Target:
 
 
 TARGETS = (
+    Target(
+        "relay_e2e.postgres.ratio_to_raw",
+        ">=",
+        0.70,
+        "publish --until-empty process vs a plain stomp.py client process, spawn to exit",
+    ),
     Target("relay.postgres.ratio_to_raw", ">=", 0.70, "relay on PostgreSQL vs raw pipelined client"),
     Target("relay.mysql.ratio_to_raw", ">=", 0.60, "relay on MariaDB vs raw pipelined client"),
     Target("relay.sqlite.ratio_to_raw", ">=", 0.50, "relay on SQLite vs raw pipelined client"),

@@ -12,6 +12,20 @@ from bench.results import Figures
 # (label, figure key, limit key or None, ratio key or None, target key or None)
 ROWS: tuple[tuple[str, str, str | None, str | None, str | None], ...] = (
     (
+        "relay e2e postgres (process)",
+        "relay_e2e.postgres.msgs_per_s",
+        "relay_e2e.raw_client_msgs_per_s",
+        "relay_e2e.postgres.ratio_to_raw",
+        "relay_e2e.postgres.ratio_to_raw",
+    ),
+    (
+        "  3.2.1 publish (process)",
+        "relay_e2e.ref_3_2_1.msgs_per_s",
+        None,
+        "relay_e2e.postgres.ratio_to_3_2_1",
+        None,
+    ),
+    (
         "relay postgres",
         "relay.postgres.msgs_per_s",
         "relay.raw_pipelined_msgs_per_s",
