@@ -14,7 +14,7 @@ from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.headers import get_message_headers
 from django_outbox_pattern.relaying import notify
 
-__all__ = ["Published", "Received", "StatusChoice"]
+__all__ = ["Published", "Received", "RelayProcess", "StatusChoice"]
 
 
 def _one_more_day() -> datetime:
@@ -120,3 +120,25 @@ class Received(models.Model):
     @property
     def destination(self) -> str:
         return str(self.headers.get("destination", "")) if isinstance(self.headers, dict) else ""
+
+
+class RelayProcess(models.Model):
+    """A running relay, as its heartbeat thread last reported it (see relaying/liveness.py).
+
+    A relay whose ``beat_at`` is older than a few seconds is taken for dead: the rows it had leased are
+    released at once instead of at the end of their lease. Rows of relays that keep no heartbeat (older
+    releases) still wait for their lease.
+    """
+
+    relay_id = models.CharField(max_length=64, primary_key=True)
+    host = models.CharField(max_length=255, blank=True, default="")
+    pid = models.IntegerField(default=0)
+    started_at = models.DateTimeField(default=timezone.now)
+    beat_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = "relay process"
+        db_table = "dop_relay_process"
+
+    def __str__(self) -> str:
+        return self.relay_id

@@ -137,7 +137,7 @@ class FaultDatabase:
 
     def reset(self) -> None:
         """Empty the outbox, the inbox and the business table (between the tests of a module)."""
-        for table in ("published", "received", "testapp_effect"):
+        for table in ("published", "received", "testapp_effect", "dop_relay_process"):
             self.execute(f"TRUNCATE {table}")
 
     def books(self) -> Books:
@@ -179,6 +179,23 @@ class FaultDatabase:
             self.scalar(
                 "SELECT count(*) FROM published WHERE status = %s AND locked_by LIKE %s",
                 (SCHEDULE, f"%:{pid}:%"),
+            )
+        )
+
+    def held_by_pid(self, pid: int) -> list[str]:
+        """The ids of the rows a relay process holds a lease on."""
+        return [
+            str(row[0])
+            for row in self.query(
+                "SELECT id FROM published WHERE status = %s AND locked_by LIKE %s", (SCHEDULE, f"%:{pid}:%")
+            )
+        ]
+
+    def published_among(self, ids: list[str]) -> int:
+        """How many of these rows are published."""
+        return int(
+            self.scalar(
+                "SELECT count(*) FROM published WHERE status = %s AND id::text = ANY(%s)", (SUCCEEDED, ids)
             )
         )
 

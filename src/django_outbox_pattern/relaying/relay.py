@@ -40,7 +40,7 @@ from django_outbox_pattern import conf, exceptions, tracing
 from django_outbox_pattern.broker import transport
 from django_outbox_pattern.core import backoff
 from django_outbox_pattern.ops import observability
-from django_outbox_pattern.relaying import batches, housekeeping, producer, store
+from django_outbox_pattern.relaying import batches, housekeeping, liveness, producer, store
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class Relay:
         max_body_bytes: int = producer.MAX_BODY_BYTES,
         rng: random.Random | None = None,
         observer: observability.Observer | None = None,
+        heartbeat: liveness.Heartbeat | None = None,
     ) -> None:
         self.store = store
         self.observer = observability.shielded(observer)
@@ -97,6 +98,7 @@ class Relay:
         self.housekeeper = housekeeping.Housekeeper(store, settings, clock=clock, cache=cache)
         self.relay_id = relay_id or default_relay_id()
         self.notifier = notifier
+        self.heartbeat = heartbeat
         self.last_batch: BatchResult | None = None
         self._clock = clock
         self._rng = rng
@@ -140,7 +142,9 @@ class Relay:
         """Relay until ``stop()``; with ``until_empty``, return once no row is due; with ``once``, after
         one batch (or none, when nothing is due) is claimed, sent and landed."""
         if self.notifier is not None:
-            self.notifier.start(self._wakeup, self._notifier_died)
+            self.notifier.start(self._wakeup, self._side_thread_died)
+        if self.heartbeat is not None:
+            self.heartbeat.start(self.wake, self._side_thread_died)
         logger.info(
             "Relay %s started", self.relay_id, extra={"action": "relay_started", "relay": self.relay_id}
         )
@@ -159,6 +163,8 @@ class Relay:
             self._report(on_batch)
             if self.notifier is not None:
                 self.notifier.stop()
+            if self.heartbeat is not None:
+                self.heartbeat.stop()
             self.producer.close()
             self.observer.relay_up(False)
             logger.info(
@@ -166,7 +172,7 @@ class Relay:
             )
         if self._fatal is not None:
             raise exceptions.OutboxError(
-                f"The relay stopped because its wake-up listener died: {self._fatal}"
+                f"The relay stopped because its wake-up listener or heartbeat died: {self._fatal}"
             )
 
     def _guarded_run_once(self) -> int | None:
@@ -268,8 +274,12 @@ class Relay:
         """Dead-letter expired rows nobody holds; delete old published rows at most once per TTL."""
         self.housekeeper.run()
 
-    def _notifier_died(self, exc: BaseException) -> None:
-        logger.error("Wake-up listener died: %s", exc, extra={"action": "relay_notifier_died"})
+    def _side_thread_died(self, exc: BaseException) -> None:
+        logger.error(
+            "A side thread of the relay (wake-up listener or heartbeat) died: %s",
+            exc,
+            extra={"action": "relay_notifier_died"},
+        )
         self._fatal = exc
         self.stop()
 
@@ -315,6 +325,13 @@ def build_relay(
         from django_outbox_pattern.relaying import notify as notify_module
 
         notifier = notify_module.build_listener(outbox.using)
+    relay_id = default_relay_id()
     return Relay(
-        store=outbox, transport=transport.StompTransport(s), settings=s, notifier=notifier, observer=observer
+        store=outbox,
+        transport=transport.StompTransport(s),
+        settings=s,
+        relay_id=relay_id,
+        notifier=notifier,
+        observer=observer,
+        heartbeat=liveness.Heartbeat(outbox, relay_id),
     )

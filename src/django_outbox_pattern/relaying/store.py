@@ -14,6 +14,9 @@ by ``dop-msg-id``). No transaction stays open after a method returns.
   get the same row: they are serialised, not parallel (system check W001 says so).
 
 Every statement handles a whole batch: no per-row UPDATE and no per-row SELECT.
+
+Liveness (liveness.py): every relay process beats its ``RelayProcess`` row with the database's clock; the
+rows leased by a relay whose beat is stale are released at once, not at the end of their lease.
 """
 
 from __future__ import annotations
@@ -28,11 +31,11 @@ from typing import Any
 
 from django.db import DatabaseError, connections, models, transaction
 from django.db.models import ExpressionWrapper, F, Q
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, Now
 
 from django_outbox_pattern import exceptions
 from django_outbox_pattern.choices import StatusChoice
-from django_outbox_pattern.models import Published
+from django_outbox_pattern.models import Published, RelayProcess
 from django_outbox_pattern.relaying.producer import EncodedJSON
 
 logger = logging.getLogger(__name__)
@@ -96,11 +99,17 @@ class OutboxStore:
     STRATEGIES = ("returning", "skip_locked", "compare_and_set")
 
     def __init__(
-        self, model: type[Published] = Published, *, using: str | None = None, strategy: str = ""
+        self,
+        model: type[Published] = Published,
+        *,
+        using: str | None = None,
+        strategy: str = "",
+        processes: type[RelayProcess] = RelayProcess,
     ) -> None:
         if strategy and strategy not in self.STRATEGIES:
             raise ValueError(f"strategy must be one of {self.STRATEGIES}, got {strategy!r}")
         self.model = model
+        self.processes = processes
         self.using = using or "default"
         self._strategy = strategy
 
@@ -267,3 +276,48 @@ class OutboxStore:
                 total += self._rows().filter(id__in=ids, status=StatusChoice.SUCCEEDED).delete()[0]
                 if len(ids) < BATCH_SIZE:
                     return total
+
+    # --- liveness: which relays run, and the rows of those that died -------------------------------------
+
+    def _processes(self) -> models.QuerySet[RelayProcess]:
+        return self.processes.objects.using(self.using)
+
+    def beat(self, relay_id: str, *, host: str, pid: int) -> None:
+        """A running relay's heartbeat: its ``beat_at`` set to the database's clock (the row made if gone)."""
+        with wrap_errors("record the relay's heartbeat"):
+            if not self._processes().filter(relay_id=relay_id).update(beat_at=Now()):
+                self._processes().create(relay_id=relay_id, host=host[:255], pid=pid, beat_at=Now())
+
+    def release_dead(self, *, stale_after_s: float, now: datetime.datetime) -> dict[str, int]:
+        """Relays silent for ``stale_after_s`` seconds (database clock) are dead: the rows they lease are
+        due at ``now``, their ``RelayProcess`` rows deleted. Returns the rows released per dead relay.
+
+        A relay counts as dead only if this call deletes its row while it is still stale, so two relays
+        reaping at once never both release the same relay's rows, and a relay that beats again in between
+        keeps them.
+        """
+        cutoff = ExpressionWrapper(
+            Now() - datetime.timedelta(seconds=stale_after_s), output_field=models.DateTimeField()
+        )
+        released: dict[str, int] = {}
+        with wrap_errors("release the rows of dead relays"):
+            for relay_id in list(
+                self._processes().filter(beat_at__lt=cutoff).values_list("relay_id", flat=True)
+            ):
+                if not self._processes().filter(relay_id=relay_id, beat_at__lt=cutoff).delete()[0]:
+                    continue
+                released[relay_id] = (
+                    self._rows()
+                    .filter(
+                        status=StatusChoice.SCHEDULE,
+                        available_at__gt=now,
+                        locked_by__startswith=f"{relay_id}#",
+                    )
+                    .update(locked_by="", available_at=now)
+                )
+        return released
+
+    def forget(self, relay_id: str) -> None:
+        """A relay that stops cleanly removes its ``RelayProcess`` row."""
+        with wrap_errors("remove the relay's heartbeat"):
+            self._processes().filter(relay_id=relay_id).delete()
