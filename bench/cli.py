@@ -2,7 +2,7 @@
 
 python -m bench                      full run (< 15 min on 2 cores)
 python -m bench --quick              reduced counts (< 2 min), relay and consumer on PostgreSQL only
-python -m bench --only relay,write   some scenarios: e2e relay scaling latency consumer write memory
+python -m bench --only relay,write   some scenarios: e2e relay recovery scaling latency consumer write memory
 python -m bench --db postgres        some databases (relay and consumer scenarios)
 python -m bench --repeat 5 --json out.json --profile var/bench/profiles
 """
@@ -20,7 +20,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from bench import chart, consumer, e2e, latency, machine, memory, params, relay, results, table, write
+from bench import (
+    chart,
+    consumer,
+    e2e,
+    latency,
+    machine,
+    memory,
+    params,
+    recovery,
+    relay,
+    results,
+    table,
+    write,
+)
 from bench.context import Context
 from bench.procs import LOG_DIR, ROOT, BenchError
 
@@ -29,14 +42,15 @@ DEFAULT_JSON = ROOT / "bench" / "results" / "latest.json"
 RUNNERS: dict[str, Callable[[Context, results.Figures], None]] = {
     "e2e": e2e.run,
     "relay": relay.run_throughput,
+    "recovery": recovery.run,
     "scaling": relay.run_scaling,
     "latency": latency.run,
     "consumer": consumer.run,
     "write": write.run,
     "memory": memory.run,
 }
-# e2e, scaling, latency, write and memory always run on PostgreSQL (issue 6); --db picks the databases
-# of the relay and consumer scenarios.
+# e2e, recovery, scaling, latency, write and memory always run on PostgreSQL (issue 6); --db picks the
+# databases of the relay and consumer scenarios.
 
 
 def _csv(value: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:

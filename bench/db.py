@@ -159,3 +159,17 @@ def status_counts() -> dict[str, int]:
     for row in Published.objects.values("status").annotate(n=Count("id")):
         counts[StatusChoice(row["status"]).label.lower()] = row["n"]
     return counts
+
+
+def held_by(pid: int) -> list[str]:
+    """Ids of the rows a relay process holds a lease on (its relay id is ``<host>:<pid>:<hex>``)."""
+    from django_outbox_pattern.models import Published, StatusChoice
+
+    rows = Published.objects.filter(status=StatusChoice.SCHEDULE, locked_by__contains=f":{pid}:")
+    return [str(row_id) for row_id in rows.values_list("id", flat=True)]
+
+
+def published_among(ids: list[str]) -> int:
+    from django_outbox_pattern.models import Published, StatusChoice
+
+    return Published.objects.filter(id__in=ids, status=StatusChoice.SUCCEEDED).count()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-SCENARIOS = ("e2e", "relay", "scaling", "latency", "consumer", "write", "memory")
+SCENARIOS = ("e2e", "relay", "recovery", "scaling", "latency", "consumer", "write", "memory")
 DATABASES = ("postgres", "mysql", "sqlite")
 QUICK_DATABASES = ("postgres",)  # --quick without --db: relay and consumer on PostgreSQL only
 

@@ -142,3 +142,12 @@ class Command:
 
     def alive(self) -> bool:
         return self._proc.poll() is None
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, as the recovery scenario needs it."""
+        self._proc.kill()
+        self._proc.wait()

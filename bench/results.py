@@ -36,6 +36,7 @@ TARGETS = (
         0.70,
         "publish --until-empty process vs a plain stomp.py client process, spawn to exit",
     ),
+    Target("recovery.postgres.delay_s", "<=", 5.0, "rows held by a SIGKILLed relay published again"),
     Target("relay.postgres.ratio_to_raw", ">=", 0.70, "relay on PostgreSQL vs raw pipelined client"),
     Target("relay.mysql.ratio_to_raw", ">=", 0.60, "relay on MariaDB vs raw pipelined client"),
     Target("relay.sqlite.ratio_to_raw", ">=", 0.50, "relay on SQLite vs raw pipelined client"),

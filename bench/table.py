@@ -67,6 +67,7 @@ ROWS: tuple[tuple[str, str, str | None, str | None, str | None], ...] = (
         None,
         "relay.postgres.scaling.duplicates",
     ),
+    ("crash recovery delay (s)", "recovery.postgres.delay_s", None, None, "recovery.postgres.delay_s"),
     ("latency notify p50 (ms)", "latency.notify.p50_ms", None, None, "latency.notify.p50_ms"),
     ("latency notify p95 (ms)", "latency.notify.p95_ms", None, None, None),
     ("latency notify p99 (ms)", "latency.notify.p99_ms", None, None, "latency.notify.p99_ms"),
