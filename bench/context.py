@@ -22,6 +22,7 @@ class Context:
             self.console = Console(stderr=True, width=150)
         self.versions: dict[str, str] = {}
         self.rabbitmq = ""  # the broker's CONNECTED `server` header
+        self.per_message: list[dict[str, float]] = []  # PostgreSQL's work per relayed message (e2e)
         self._workers: dict[str, Worker] = {}
         self._started = time.monotonic()
         self._profiles = 0

@@ -173,3 +173,39 @@ def published_among(ids: list[str]) -> int:
     from django_outbox_pattern.models import Published, StatusChoice
 
     return Published.objects.filter(id__in=ids, status=StatusChoice.SUCCEEDED).count()
+
+
+def wal_snapshot() -> dict[str, Any]:
+    """PostgreSQL: the WAL position and the outbox table's write counters, to compare after a run."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_current_wal_lsn()::text, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+            "WHERE relname = 'published'"
+        )
+        lsn, updated, hot = cursor.fetchone()
+        cursor.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        (commits,) = cursor.fetchone()
+    return {"lsn": lsn, "updated": updated, "hot": hot, "commits": commits}
+
+
+def wal_per_message(before: dict[str, Any], messages: int) -> dict[str, float]:
+    """WAL bytes, row rewrites (and how many were HOT) and commits per message since ``before``.
+
+    The statistics collector reports with a delay; a forced flush (PostgreSQL 15+) or a short wait
+    makes the counters current.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('server_version_num')::int")
+        if cursor.fetchone()[0] >= 150000:
+            cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+    after = wal_snapshot()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_wal_lsn_diff(%s::pg_lsn, %s::pg_lsn)", [after["lsn"], before["lsn"]])
+        (wal,) = cursor.fetchone()
+    return {
+        "wal_bytes": float(wal) / messages,
+        "row_updates": (after["updated"] - before["updated"]) / messages,
+        "hot_updates": (after["hot"] - before["hot"]) / messages,
+        "commits": (after["commits"] - before["commits"]) / messages,
+    }

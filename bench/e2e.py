@@ -11,8 +11,10 @@ Three contenders send the same number of ~200-byte persistent messages to a fres
   ``.venv-321/bin/python``): its ``publish`` command over the same rows; it never exits by itself, so the
   time runs from spawn until the outbox shows every row sent (polled every 50 ms), then it is stopped.
 
-After each run the queue must hold every message once (counted by consuming it). The in-process figures of
-the ``relay`` scenario (relay built and connected before the clock starts) come second to these.
+For ``ours`` the run also records what PostgreSQL wrote per message: WAL bytes, row rewrites (and how
+many of them were HOT, i.e. without new index entries) and commits. After each run the queue must hold
+every message once (counted by consuming it). The in-process figures of the ``relay`` scenario (relay
+built and connected before the clock starts) come second to these.
 """
 
 from __future__ import annotations
@@ -79,8 +81,10 @@ def run_raw(ctx: Context, rows: int) -> float:
 def run_ours(ctx: Context, rows: int) -> float:
     name, destination = _fresh_queue("e2e-ours")
     ctx.worker(DB).call("bench.db:load", destination=destination, rows=rows, body_bytes=ctx.params.body_bytes)
+    before = ctx.worker(DB).call("bench.db:wal_snapshot")
     args = [sys.executable, "-m", "django", "publish", "--until-empty"]
     seconds = _timed(args, env=bench_env(DB), name="e2e-ours")
+    ctx.per_message.append(ctx.worker(DB).call("bench.db:wal_per_message", before=before, messages=rows))
     status = ctx.worker(DB).call("bench.db:status_counts")
     if status.get("succeeded") != rows:
         raise BenchError(f"publish --until-empty left rows unsent: {status}")
@@ -134,6 +138,8 @@ def run(ctx: Context, figures: Figures) -> None:
             values["ref_3_2_1"] = ref[-1]
         ctx.log(f"relay e2e #{repeat + 1}", **values)
     figures.set("relay_e2e.rows", rows)
+    for key in ("wal_bytes", "row_updates", "hot_updates", "commits"):  # the database's work per message
+        figures.add(f"relay_e2e.postgres.per_message.{key}", [m[key] for m in ctx.per_message], unit=key)
     figures.add("relay_e2e.raw_client_msgs_per_s", raw, unit="msg/s")
     figures.add("relay_e2e.postgres.msgs_per_s", ours, unit="msg/s")
     ratios = [o / r for o, r in zip(ours, raw, strict=True)]

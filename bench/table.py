@@ -18,6 +18,9 @@ ROWS: tuple[tuple[str, str, str | None, str | None, str | None], ...] = (
         "relay_e2e.postgres.ratio_to_raw",
         "relay_e2e.postgres.ratio_to_raw",
     ),
+    ("  WAL bytes per message", "relay_e2e.postgres.per_message.wal_bytes", None, None, None),
+    ("  row rewrites per message", "relay_e2e.postgres.per_message.row_updates", None, None, None),
+    ("  of which HOT", "relay_e2e.postgres.per_message.hot_updates", None, None, None),
     (
         "  3.2.1 publish (process)",
         "relay_e2e.ref_3_2_1.msgs_per_s",
