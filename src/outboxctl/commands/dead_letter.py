@@ -55,7 +55,7 @@ def park(
             ExitCode.USAGE,
         )
     bootstrap.setup(state(ctx))
-    from django_outbox_pattern.ops import operations
+    from django_outbox_pattern.ops import audit, operations
 
     selection = operations.Filter(ids=tuple(ids or ()), destination=destination, since=since, limit=limit)
     if ids:
@@ -71,7 +71,7 @@ def park(
         yes=yes,
         as_json=as_json,
         execute=lambda advance: operations.dead_letter_matching(
-            selection, reason=reason or "", on_batch=advance
+            selection, reason=reason or "", on_batch=advance, actor=audit.cli_actor()
         ),
         extra={"reason": reason},
     )
