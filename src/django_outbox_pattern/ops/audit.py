@@ -107,23 +107,42 @@ def add_rows(repair: Repair, row_ids: list[Any], msg_ids: Mapping[Any, str] | No
 
 def finish(repair: Repair) -> None:
     """The one structured log line of a repair (stable action name, who, what, how many)."""
-    action = f"{repair.table}_repair_{repair.action}"
+    log_line(
+        repair.table,
+        repair.action,
+        Actor(repair.actor, repair.via),
+        repair.selection,
+        repair.count,
+        repair_id=repair.pk,
+    )
+
+
+def log_line(
+    table: str,
+    action: str,
+    actor: Actor,
+    selection: Mapping[str, Any],
+    count: int,
+    *,
+    repair_id: int | None = None,
+) -> None:
+    """``<table>_repair_<action>`` at INFO, with actor, via, selection, count (and the audit row's id)."""
     logger.info(
         "%s %s %d row(s): %s by %s (repair %s)",
-        repair.table,
-        repair.action.replace("_", "-"),
-        repair.count,
-        repair.selection,
-        f"{repair.via}:{repair.actor}",
-        repair.pk,
+        table,
+        action.replace("_", "-"),
+        count,
+        dict(selection),
+        actor,
+        repair_id,
         extra={
-            "action": action,
-            "repair_id": repair.pk,
-            "actor": repair.actor,
-            "via": repair.via,
-            "table": repair.table,
-            "selection": repair.selection,
-            "count": repair.count,
+            "action": f"{table}_repair_{action}",
+            "repair_id": repair_id,
+            "actor": actor.name,
+            "via": actor.via,
+            "table": table,
+            "selection": dict(selection),
+            "count": count,
         },
     )
 

@@ -25,10 +25,10 @@ from django.utils import timezone
 from django_outbox_pattern import conf
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published, Received
-from django_outbox_pattern.ops import audit, batching
+from django_outbox_pattern.ops import audit, batching, dead_letters
 from django_outbox_pattern.ops.audit import Actor
 from django_outbox_pattern.ops.batching import BATCH_SIZE, Progress, RowsHook
-from django_outbox_pattern.ops.dead_letters import RequeueResult, requeue
+from django_outbox_pattern.ops.dead_letters import RequeueResult
 from django_outbox_pattern.ops.inspection import (
     INBOX_STATUS,
     OUTBOX_STATUS,
@@ -177,6 +177,16 @@ def purge_inbox_ids(
     selection = audit.selection_of(ids=ids, before=cutoff)
     repair = audit.start(audit.resolve(actor), "purged", "inbox", selection)
     return batching.run_ids(repair, ids, lambda batch: _delete_batch(base, batch), on_rows)
+
+
+def requeue(conn: Any, queue: str, *, actor: ActorArg = None, **options: Any) -> RequeueResult:
+    """``dead_letters.requeue`` (DLQ.<queue> back to <queue>), logged as ``broker_repair_requeued``.
+
+    It touches no table (and runs without a database), so its record is the log line only."""
+    result = dead_letters.requeue(conn, queue, **options)
+    selection = {"queue": queue, "source": result.source, "stopped": result.stopped}
+    audit.log_line("broker", "requeued", audit.resolve(actor), selection, result.requeued)
+    return result
 
 
 # --- repairs by filter (outboxctl) --------------------------------------------------------------------------

@@ -114,11 +114,12 @@ def requeue(
     if not yes:
         errors.confirm(f"Move messages from {dlq_prefix}{queue} back to {queue}?", "nothing moved")
     from django_outbox_pattern.broker import transport
-    from django_outbox_pattern.ops import operations
+    from django_outbox_pattern.ops import audit, operations
 
     result = operations.requeue(
         transport.StompTransport(resolved.outbox),
         queue,
+        actor=audit.cli_actor(),
         limit=limit,
         idle_timeout=idle_timeout,
         receipt_timeout=resolved.outbox.DEFAULT_RECEIPT_TIMEOUT,
