@@ -29,7 +29,8 @@ Batch = Callable[[list[Any]], tuple[list[Any], Mapping[Any, str]]]
 
 def update_rows(base: models.QuerySet[Any], batch: list[Any], values: Mapping[str, Any]) -> list[Any]:
     """Set ``values`` on the rows of ``batch`` that ``base`` still selects; return the ids changed."""
-    candidates = list(base.select_for_update().filter(pk__in=batch).values_list("pk", flat=True))
+    locked = base.select_for_update().filter(pk__in=batch).order_by("pk")  # one lock order for all
+    candidates = list(locked.values_list("pk", flat=True))
     if not candidates:
         return []
     changed = base.filter(pk__in=candidates).update(**values)
@@ -40,7 +41,8 @@ def update_rows(base: models.QuerySet[Any], batch: list[Any], values: Mapping[st
 
 def delete_rows(base: models.QuerySet[Any], batch: list[Any], key: str = "pk") -> dict[Any, Any]:
     """Delete the rows of ``batch`` that ``base`` still selects; return {id deleted: its ``key`` value}."""
-    candidates = dict(base.select_for_update().filter(pk__in=batch).values_list("pk", key))
+    locked = base.select_for_update().filter(pk__in=batch).order_by("pk")
+    candidates = dict(locked.values_list("pk", key))
     if not candidates:
         return {}
     deleted = base.filter(pk__in=list(candidates)).delete()[0]
