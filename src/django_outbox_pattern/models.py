@@ -139,8 +139,8 @@ class Repair(models.Model):
     at = models.DateTimeField(default=timezone.now, db_index=True)
     # "replayed", "dead_lettered", "purged", "reprocessed"
     action = models.CharField(max_length=32)
-    # "outbox" (Published) or "inbox" (Received)
-    table = models.CharField(max_length=16)
+    # "outbox" (Published), "inbox" (Received); the column avoids the reserved word for raw SQL
+    table = models.CharField(max_length=16, db_column="table_name")
     # "admin", "cli" or "api"
     via = models.CharField(max_length=16)
     # Who: "alice" (admin user), "bob@host-1" (OS user and host), or the API caller's ``actor``.

@@ -36,7 +36,7 @@ class Migration(migrations.Migration):
                 ("id", models.BigAutoField(primary_key=True, serialize=False)),
                 ("at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
                 ("action", models.CharField(max_length=32)),
-                ("table", models.CharField(max_length=16)),
+                ("table", models.CharField(db_column="table_name", max_length=16)),
                 ("via", models.CharField(max_length=16)),
                 ("actor", models.CharField(max_length=255)),
                 ("selection", models.JSONField(default=dict)),
