@@ -117,8 +117,8 @@ def test_the_permissions_migration_only_adds_tables() -> None:
     """Expand-only: 0010 creates the audit tables and touches neither ``published`` nor ``received``."""
     out = io.StringIO()
     call_command("sqlmigrate", APP, "0010_operator_permissions", stdout=out)
-    statements = [s.strip() for s in out.getvalue().split(";") if s.strip() and not s.strip().startswith("--")]
-    assert statements, out.getvalue()
+    statements = [s.strip() for s in out.getvalue().split(";") if s.strip()]
+    assert any("OUTBOX_REPAIR_ROW" in s.upper() for s in statements), out.getvalue()
     for statement in statements:
         lines = [line for line in statement.splitlines() if not line.lstrip().startswith("--")]
         text = " ".join(lines).upper().strip()
