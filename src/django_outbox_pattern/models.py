@@ -14,7 +14,7 @@ from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.headers import get_message_headers
 from django_outbox_pattern.relaying import notify
 
-__all__ = ["Published", "Received", "RelayProcess", "StatusChoice"]
+__all__ = ["Published", "Received", "RelayProcess", "Repair", "RepairedRow", "StatusChoice"]
 
 
 def _one_more_day() -> datetime:
@@ -69,6 +69,12 @@ class Published(models.Model):
             models.Index(fields=["status"], name="published_status_27c9ec_btree"),
             models.Index(fields=["status", "available_at"], name="dop_pub_claim_idx"),
         ]
+        # Operator repairs, each its own grant (superusers hold them all; see docs/security.md).
+        permissions = [
+            ("replay_published", "Can replay failed outbox messages"),
+            ("dead_letter_published", "Can dead-letter (park) pending outbox messages"),
+            ("purge_published", "Can purge sent or failed outbox messages"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.destination} - {self.body}"
@@ -113,6 +119,10 @@ class Received(models.Model):
             models.Index(fields=["status"], name="dop_rec_status_idx"),
             models.Index(fields=["added"], name="dop_rec_added_idx"),
         ]
+        permissions = [
+            ("reprocess_received", "Can mark received messages for reprocessing (forget their id)"),
+            ("purge_received", "Can purge received messages past the retention period"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.destination} - {self.body}"
@@ -120,6 +130,50 @@ class Received(models.Model):
     @property
     def destination(self) -> str:
         return str(self.headers.get("destination", "")) if isinstance(self.headers, dict) else ""
+
+
+class Repair(models.Model):
+    """The audit trail: one operator repair (replay, dead-letter, purge, reprocess), who ran it and when."""
+
+    id = models.BigAutoField(primary_key=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    # "replayed", "dead_lettered", "purged", "reprocessed"
+    action = models.CharField(max_length=32)
+    # "outbox" (Published), "inbox" (Received); the column avoids the reserved word for raw SQL
+    table = models.CharField(max_length=16, db_column="table_name")
+    # "admin", "cli" or "api"
+    via = models.CharField(max_length=16)
+    # Who: "alice" (admin user), "bob@host-1" (OS user and host), or the API caller's ``actor``.
+    actor = models.CharField(max_length=255)
+    # What was asked for: ids (at most a few shown), filters, reason, retention cutoff.
+    selection = models.JSONField(default=dict)
+    # Rows changed (or deleted): kept up to date batch by batch, in each batch's transaction.
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "repair"
+        db_table = "outbox_repair"
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.table} {self.action} by {self.via}:{self.actor} ({self.count} rows)"
+
+
+class RepairedRow(models.Model):
+    """One row a replay, dead-letter or reprocess changed (purges keep only the count: the rows are gone)."""
+
+    id = models.BigAutoField(primary_key=True)
+    repair = models.ForeignKey(Repair, on_delete=models.CASCADE, related_name="rows")
+    # The Published/Received primary key as text; for the inbox also the message id.
+    row_id = models.CharField(max_length=64, db_index=True)
+    msg_id = models.CharField(max_length=100, blank=True, default="", db_index=True)
+
+    class Meta:
+        verbose_name = "repaired row"
+        db_table = "outbox_repair_row"
+
+    def __str__(self) -> str:
+        return f"{self.row_id} ({self.repair_id})"
 
 
 class RelayProcess(models.Model):

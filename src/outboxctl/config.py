@@ -4,7 +4,8 @@ Precedence, highest first: command flags > environment (``OUTBOXCTL_*``) > TOML 
 defaults. The file is ``--config`` (or ``OUTBOXCTL_CONFIG``), else ``./outboxctl.toml``, else
 ``[tool.outboxctl]`` in ``./pyproject.toml``. Sections: ``[database]``, ``[broker]``, ``[outbox]``; top-level
 ``settings`` and ``pythonpath`` name a Django project. Secrets may come from variables named by ``*_env``
-keys.
+keys; a file that holds a secret itself and that group or others may read gets a warning (once, on
+stderr), as ssh warns about a private key.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from django_outbox_pattern import conf, exceptions
-from outboxctl import dburl
+from outboxctl import dburl, exposure
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -133,6 +134,7 @@ def load_file(path: Path, table: str = "") -> Layer:
         for key, value in section.items():
             _set(layer, where, "outbox", key, key, value)
     _validate(layer, where)
+    exposure.warn_if_exposed(path, exposure.secrets_in(data))
     return layer
 
 

@@ -72,6 +72,16 @@ def row(table: str, item: dict[str, Any]) -> None:
     output.stdout().print(output.table(f"{table.capitalize()} row {item['id']}", ("Field", "Value"), cells))
 
 
+def repairs(items: list[dict[str, Any]]) -> None:
+    """A row's repairs from the audit trail (``outboxctl inspect --id``)."""
+    if not items:
+        output.stdout().print("Repairs: none recorded.", highlight=False)
+        return
+    cells = [(r["at"], r["action"], f"{r['via']}:{r['actor']}", r["reason"], r["repair_id"]) for r in items]
+    columns = ("When", "Repair", "By", "Reason", "Audit id")
+    output.stdout().print(output.table("Repairs (newest first)", columns, cells))
+
+
 def summary(data: dict[str, Any]) -> None:
     console = output.stdout()
     out, inb = data["outbox"], data["inbox"]

@@ -160,13 +160,15 @@ def standalone_env() -> dict[str, str]:
 
 def write_toml(directory: Path, database_url: str) -> None:
     port = os.environ.get("OUTBOX_STOMP_PORT", "61613")
-    (directory / "outboxctl.toml").write_text(
+    path = directory / "outboxctl.toml"
+    path.write_text(
         f'[database]\nurl = "{database_url}"\n\n'
         f'[broker]\nhosts = ["127.0.0.1:{port}"]\nusername = "guest"\npasscode = "guest"\n'
         "heartbeats = [2000, 2000]\n"
         'ssl_password_env = "OUTBOX_CLI_PASS"\n\n[outbox]\nDEFAULT_PUBLISHED_CHUNK_SIZE = 50\n',
         encoding="utf-8",
     )
+    path.chmod(0o600)  # it holds a passcode: readable by group or others, outboxctl would warn
 
 
 def test_database_url_of_this_test_database(tmp_path: Path) -> None:

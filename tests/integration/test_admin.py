@@ -33,7 +33,9 @@ def status(row: Published) -> int:
 def test_replay_action(admin_client, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     real = operations.replay
-    monkeypatch.setattr(operations, "replay", lambda ids: calls.append(len(list(ids))) or real(ids))
+    monkeypatch.setattr(
+        operations, "replay", lambda ids, **kw: calls.append(len(list(ids))) or real(ids, **kw)
+    )
     failed = make_published(2, status=StatusChoice.FAILED, retry=50)
     pending = make_published(1)
     message = act(admin_client, "replay", failed + pending)

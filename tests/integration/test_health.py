@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import logging
 import socket
 
 import pytest
@@ -34,13 +35,30 @@ def test_healthy_outbox_answers_200_with_the_backlog(client: Client) -> None:
     body = response.json()
     assert body["status"] == "ok"
     assert body["database"]["ok"] is True
+    assert body["database"] == {"ok": True}
     assert body["backlog"]["by_status"] == {"pending": 2, "failed": 1}
+    assert 0 <= body["backlog"]["oldest_pending_age_seconds"] < 60
+    assert response["Cache-Control"].startswith("max-age=0")
+
+
+def test_the_default_body_names_no_destination(client: Client) -> None:
+    Published.objects.create(destination="/topic/payroll.changed", body={})
+    Published.objects.create(destination="/queue/b", body={}, status=StatusChoice.FAILED)
+    response = client.get("/health/")
+    assert set(response.json()) == {"status", "database", "backlog", "reasons"}
+    assert set(response.json()["backlog"]) == {"by_status", "oldest_pending_age_seconds"}
+    assert b"payroll" not in response.content and b"/queue/b" not in response.content
+
+
+def test_the_url_conf_can_ask_for_destinations(client: Client) -> None:
+    Published.objects.create(destination="/queue/a", body={})
+    Published.objects.create(destination="/queue/a", body={})
+    Published.objects.create(destination="/queue/b", body={}, status=StatusChoice.FAILED)
+    body = client.get("/health/detail/").json()
     assert body["backlog"]["by_destination"] == {
         "/queue/a": {"pending": 2, "failed": 0},
         "/queue/b": {"pending": 0, "failed": 1},
     }
-    assert 0 <= body["backlog"]["oldest_pending_age_seconds"] < 60
-    assert response["Cache-Control"].startswith("max-age=0")
 
 
 def test_an_empty_outbox_has_no_lag(client: Client) -> None:
@@ -61,13 +79,54 @@ def test_lag_over_the_limit_answers_503(client: Client) -> None:
     assert body["backlog"]["oldest_pending_age_seconds"] >= 600
 
 
-def test_an_unreachable_database_answers_503(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    down = health.Probe("database", False, "database 'default' is not reachable: connection refused")
+LEAK = (
+    "database 'default' is not reachable: connection to server at \"db-7.internal\" (10.0.0.7), port 5432 "
+    'failed: FATAL: password authentication failed for user "payroll_rw" (dsn password=hunter22 '
+    "postgres://payroll_rw:hunter22@db-7.internal/pay)"
+)
+
+
+@pytest.mark.parametrize("url", ["/health/", "/health/detail/"])
+def test_an_unreachable_database_answers_503_without_the_error_text(
+    client: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, url: str
+) -> None:
+    down = health.Probe("database", False, LEAK)
     monkeypatch.setattr(health, "check_database", lambda using="default": down)
-    response = client.get("/health/")
+    with caplog.at_level(logging.WARNING, logger="django_outbox_pattern"):
+        response = client.get(url)
     assert response.status_code == 503
-    assert response.json()["database"]["ok"] is False
-    assert response.json()["backlog"] is None
+    body = response.json()
+    assert body["database"] == {"ok": False} and body["backlog"] is None
+    assert body["reasons"] == ["the database is not reachable (details in the server log)"]
+    for secret in (b"db-7", b"10.0.0.7", b"payroll_rw", b"hunter22"):
+        assert secret not in response.content
+    [record] = [r for r in caplog.records if getattr(r, "action", "") == "health_database_failed"]
+    assert "db-7.internal" in record.getMessage() and "hunter22" not in record.getMessage()
+
+
+def test_a_failing_backlog_query_is_logged_not_shown(
+    client: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django_outbox_pattern import exceptions
+    from django_outbox_pattern.ops import backlog
+
+    def broken(**kwargs: object) -> None:
+        raise exceptions.StorageError(f"Could not measure the outbox backlog: {LEAK}")
+
+    monkeypatch.setattr(backlog, "measure", broken)
+    with caplog.at_level(logging.WARNING, logger="django_outbox_pattern"):
+        response = client.get("/health/")
+    assert response.status_code == 503
+    assert b"payroll" not in response.content and b"hunter22" not in response.content
+    assert any(getattr(r, "action", "") == "health_backlog_failed" for r in caplog.records)
+
+
+def test_secrets_are_masked_in_logged_text() -> None:
+    from django_outbox_pattern.views import MASK, mask_secrets
+
+    masked = mask_secrets(LEAK + " passcode: guest")
+    assert "hunter22" not in masked and "guest" not in masked
+    assert f"password={MASK}" in masked and f"payroll_rw:{MASK}@db-7.internal" in masked
 
 
 def test_only_get_is_allowed(client: Client) -> None:

@@ -13,7 +13,17 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 APP = "django_outbox_pattern"
-LATEST = "0008_published_relay_columns"
+
+
+def _latest() -> str:
+    """The app's newest migration (the graph's only leaf: two leaves would fail the migration check)."""
+    from django.db.migrations.loader import MigrationLoader
+
+    (leaf,) = MigrationLoader(None, ignore_no_migrations=True).graph.leaf_nodes(APP)
+    return leaf[1]
+
+
+LATEST = _latest()
 
 
 def migrate_to(name: str) -> MigrationExecutor:
@@ -110,3 +120,22 @@ def test_migration_names_match_earlier_releases() -> None:
     module = __import__(loader.disk_migrations[(APP, names[5])].__class__.__module__, fromlist=["x"])
     with open(module.__file__) as source:
         assert "postgres" not in source.read()
+
+
+@pytest.mark.django_db(transaction=True)  # SQLite's schema editor refuses to run inside a transaction
+def test_the_permissions_migration_only_adds_tables() -> None:
+    """Expand-only: 0010 creates the audit tables and touches neither ``published`` nor ``received``."""
+    out = io.StringIO()
+    call_command("sqlmigrate", APP, "0010_operator_permissions", stdout=out)
+    statements = [s.strip() for s in out.getvalue().split(";") if s.strip()]
+    assert any("OUTBOX_REPAIR_ROW" in s.upper() for s in statements), out.getvalue()
+    for statement in statements:
+        lines = [line for line in statement.splitlines() if not line.lstrip().startswith("--")]
+        text = " ".join(lines).upper().strip()
+        if text in ("BEGIN", "COMMIT", ""):
+            continue
+        assert text.startswith(("CREATE TABLE", "CREATE INDEX", "ALTER TABLE")), statement
+        if text.startswith("ALTER TABLE"):  # only the foreign key of the new row table (MySQL, PostgreSQL)
+            assert "OUTBOX_REPAIR_ROW" in text and "FOREIGN KEY" in text, statement
+        assert '"PUBLISHED"' not in text and "`PUBLISHED`" not in text and " PUBLISHED " not in text
+        assert '"RECEIVED"' not in text and "`RECEIVED`" not in text and " RECEIVED " not in text

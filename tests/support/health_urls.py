@@ -9,4 +9,5 @@ from django_outbox_pattern import views
 urlpatterns = [
     path("health/", views.health),
     path("health/strict/", views.health, {"max_lag_s": 60}),
+    path("health/detail/", views.health, {"detail": True}),
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from django_outbox_pattern import exceptions
@@ -82,3 +84,13 @@ def test_broker_down_is_a_connection_error() -> None:
 def test_rejects_a_destination_instead_of_a_queue_name(name: str) -> None:
     with pytest.raises(exceptions.InvalidDestination):
         operations.requeue(MemoryTransport(), name)
+
+
+def test_a_requeue_is_logged_with_its_actor(caplog: pytest.LogCaptureFixture) -> None:
+    broker = MemoryBroker()
+    dead_letter(broker, 2)
+    with caplog.at_level(logging.INFO, logger="django_outbox_pattern"):
+        operations.requeue(MemoryTransport(broker), "orders", idle_timeout=0.05, actor="night-shift")
+    [line] = [r for r in caplog.records if getattr(r, "action", "") == "broker_repair_requeued"]
+    assert (line.actor, line.via, line.count) == ("night-shift", "api", 2)  # type: ignore[attr-defined]
+    assert line.selection == {"queue": "orders", "source": "DLQ.orders", "stopped": "empty"}  # type: ignore[attr-defined]

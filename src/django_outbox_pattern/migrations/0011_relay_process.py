@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("django_outbox_pattern", "0008_published_relay_columns")]
+    dependencies = [("django_outbox_pattern", "0010_operator_permissions")]
 
     operations = [
         migrations.CreateModel(

@@ -1,27 +1,34 @@
-"""Operator repairs of the outbox and the broker's dead letters: one implementation for outboxctl and admin.
+"""Operator repairs of the outbox, the inbox and the broker's dead letters: one implementation for
+outboxctl, the admin and Python code.
 
 Repairs work in batches, each batch in its own short transaction, re-checking the status in the
 UPDATE/DELETE so a row that changed meanwhile is left alone: ``replay`` (Failed -> Schedule), ``dead_letter``
 (Schedule -> Failed with a reason, skipping rows a relay holds right now), ``purge`` (delete old rows;
-unsent rows only with ``include_unsent``). The read-only queries live in ``inspection.py`` and the
-broker-side ``requeue`` of ``DLQ.<queue>`` in ``dead_letters.py``; both are re-exported here.
+unsent rows only with ``include_unsent``), and for the inbox ``reprocess`` (forget a message id so its next
+delivery is processed again) and ``purge_inbox_ids`` (only rows past the retention period). Every repair
+takes an ``actor`` (default: the OS user and host) and leaves an audit record (``audit.py``). The
+read-only queries live in ``inspection.py`` and the broker-side ``requeue`` of ``DLQ.<queue>`` in
+``dead_letters.py``; both are re-exported here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import models, transaction
+from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from django_outbox_pattern import conf
 from django_outbox_pattern.choices import StatusChoice
-from django_outbox_pattern.models import Published
-from django_outbox_pattern.ops.dead_letters import RequeueResult, requeue
+from django_outbox_pattern.models import Published, Received
+from django_outbox_pattern.ops import audit, batching, dead_letters
+from django_outbox_pattern.ops.audit import Actor
+from django_outbox_pattern.ops.batching import BATCH_SIZE, Progress, RowsHook
+from django_outbox_pattern.ops.dead_letters import RequeueResult
 from django_outbox_pattern.ops.inspection import (
     INBOX_STATUS,
     OUTBOX_STATUS,
@@ -37,16 +44,15 @@ from django_outbox_pattern.ops.inspection import (
     query,
 )
 
-logger = logging.getLogger(__name__)
-
-BATCH_SIZE = 1000
-Progress = Callable[[int], None]
+ActorArg = Actor | str | None
+NoMsgIds: Mapping[Any, str] = {}
 
 __all__ = [
     "BATCH_SIZE",
     "INBOX_STATUS",
     "OUTBOX_STATUS",
     "STATUS_BY_NAME",
+    "Actor",
     "Filter",
     "RequeueResult",
     "Table",
@@ -60,17 +66,20 @@ __all__ = [
     "parkable",
     "preview",
     "purge",
+    "purge_inbox_ids",
     "purge_outbox_ids",
     "purgeable",
     "query",
     "replay",
     "replay_matching",
     "replayable",
+    "reprocess",
     "requeue",
+    "retention_cutoff",
 ]
 
 
-# --- repairs -----------------------------------------------------------------------------------------------
+# --- selections ---------------------------------------------------------------------------------------------
 
 
 def replayable(selection: Filter) -> models.QuerySet[Published]:
@@ -101,46 +110,126 @@ def purgeable(
     return query(table, Filter(statuses=statuses, before=cutoff)).order_by()
 
 
-def replay(ids: Iterable[Any]) -> int:
+def retention_cutoff(now: datetime | None = None) -> datetime:
+    """Inbox rows added before this are past ``DAYS_TO_KEEP_DATA``: their duplicate protection may end."""
+    return (now or timezone.now()) - timedelta(days=conf.get_settings().DAYS_TO_KEEP_DATA)
+
+
+# --- repairs by id (the admin, ``--id``) --------------------------------------------------------------------
+
+
+def replay(ids: Iterable[Any], *, actor: ActorArg = None, on_rows: RowsHook | None = None) -> int:
     """Failed rows back to Schedule, due now, attempts and lease reset. Returns how many changed."""
-    return _in_batches(list(ids), _replay_batch)
+    ids = list(ids)
+    repair = audit.start(audit.resolve(actor), "replayed", "outbox", audit.selection_of(ids=ids))
+    return batching.run_ids(repair, ids, _replay_batch, on_rows)
 
 
-def dead_letter(ids: Iterable[Any], *, reason: str) -> int:
+def dead_letter(
+    ids: Iterable[Any], *, reason: str, actor: ActorArg = None, on_rows: RowsHook | None = None
+) -> int:
     """Scheduled rows (not in flight) parked as Failed with a reason, so the relay skips them."""
-    now = timezone.now()
-    return _in_batches(list(ids), lambda batch: _park_batch(batch, reason, now))
+    ids, now = list(ids), timezone.now()
+    selection = audit.selection_of(ids=ids, reason=reason)
+    repair = audit.start(audit.resolve(actor), "dead_lettered", "outbox", selection)
+    return batching.run_ids(repair, ids, lambda batch: _park_batch(batch, reason, now), on_rows)
 
 
-def purge_outbox_ids(ids: Iterable[Any], *, include_unsent: bool = False) -> int:
+def purge_outbox_ids(
+    ids: Iterable[Any],
+    *,
+    include_unsent: bool = False,
+    actor: ActorArg = None,
+    on_rows: RowsHook | None = None,
+) -> int:
     """Delete outbox rows by id; unsent (Schedule) rows are kept unless ``include_unsent``."""
+    ids = list(ids)
+    base = (
+        Published.objects.all() if include_unsent else Published.objects.exclude(status=StatusChoice.SCHEDULE)
+    )
+    selection = audit.selection_of(ids=ids, include_unsent=include_unsent or None)
+    repair = audit.start(audit.resolve(actor), "purged", "outbox", selection)
+    return batching.run_ids(repair, ids, lambda batch: _delete_batch(base, batch), on_rows)
 
-    def delete(batch: list[Any]) -> int:
-        qs = Published.objects.filter(id__in=batch)
-        return (qs if include_unsent else qs.exclude(status=StatusChoice.SCHEDULE)).delete()[0]
 
-    return _in_batches(list(ids), delete)
+def reprocess(ids: Iterable[Any], *, actor: ActorArg = None, on_rows: RowsHook | None = None) -> int:
+    """Forget inbox rows (delete them), so the next delivery of their message ids is processed again.
+
+    The inbox deduplicates by message id alone: a message is processed again only when it is delivered
+    again (a replay of the producer's outbox row keeps its ``dop-msg-id``; ``dead-letter requeue``; a
+    redelivery). Until then nothing happens; the audit trail keeps each forgotten id."""
+    ids = list(ids)
+    repair = audit.start(audit.resolve(actor), "reprocessed", "inbox", audit.selection_of(ids=ids))
+    return batching.run_ids(repair, ids, lambda batch: _forget_batch(Received.objects.all(), batch), on_rows)
+
+
+def purge_inbox_ids(
+    ids: Iterable[Any],
+    *,
+    older_than: timedelta | None = None,
+    actor: ActorArg = None,
+    on_rows: RowsHook | None = None,
+) -> int:
+    """Delete inbox rows by id, only those added more than ``older_than`` (default: the retention) ago."""
+    ids = list(ids)
+    cutoff = timezone.now() - older_than if older_than is not None else retention_cutoff()
+    base = Received.objects.filter(added__lt=cutoff)
+    selection = audit.selection_of(ids=ids, before=cutoff)
+    repair = audit.start(audit.resolve(actor), "purged", "inbox", selection)
+    return batching.run_ids(repair, ids, lambda batch: _delete_batch(base, batch), on_rows)
+
+
+def requeue(conn: Any, queue: str, *, actor: ActorArg = None, **options: Any) -> RequeueResult:
+    """``dead_letters.requeue`` (DLQ.<queue> back to <queue>), logged as ``broker_repair_requeued``.
+
+    It touches no table (and runs without a database), so its record is the log line only."""
+    result = dead_letters.requeue(conn, queue, **options)
+    selection = {"queue": queue, "source": result.source, "stopped": result.stopped}
+    audit.log_line("broker", "requeued", audit.resolve(actor), selection, result.requeued)
+    return result
+
+
+# --- repairs by filter (outboxctl) --------------------------------------------------------------------------
 
 
 def replay_matching(
-    selection: Filter, *, batch_size: int | None = None, on_batch: Progress | None = None
+    selection: Filter,
+    *,
+    batch_size: int | None = None,
+    on_batch: Progress | None = None,
+    actor: ActorArg = None,
 ) -> int:
     """Replay every failed row the filter selects (at most ``limit``), batch by batch."""
-    return _drain(replayable(selection), _replay_batch, selection.limit, batch_size, on_batch, "replayed")
+    repair = audit.start(audit.resolve(actor), "replayed", "outbox", _described(selection))
+    return batching.drain(
+        repair,
+        replayable(selection),
+        _replay_batch,
+        limit=selection.limit,
+        batch_size=batch_size,
+        on_batch=on_batch,
+    )
 
 
 def dead_letter_matching(
-    selection: Filter, *, reason: str, batch_size: int | None = None, on_batch: Progress | None = None
+    selection: Filter,
+    *,
+    reason: str,
+    batch_size: int | None = None,
+    on_batch: Progress | None = None,
+    actor: ActorArg = None,
 ) -> int:
     """Park every scheduled, not-in-flight row the filter selects (at most ``limit``), batch by batch."""
     now = timezone.now()
-    return _drain(
+    described = {**_described(selection), "reason": reason}
+    repair = audit.start(audit.resolve(actor), "dead_lettered", "outbox", described)
+    return batching.drain(
+        repair,
         parkable(selection, now=now),
-        lambda b: _park_batch(b, reason, now),
-        selection.limit,
-        batch_size,
-        on_batch,
-        "dead_lettered",
+        lambda batch: _park_batch(batch, reason, now),
+        limit=selection.limit,
+        batch_size=batch_size,
+        on_batch=on_batch,
     )
 
 
@@ -153,60 +242,56 @@ def purge(
     batch_size: int | None = None,
     on_batch: Progress | None = None,
     now: datetime | None = None,
+    actor: ActorArg = None,
 ) -> int:
     """Delete the rows ``purgeable`` selects, batch by batch (re-checking status and age in each DELETE)."""
+    statuses = None if statuses is None else tuple(statuses)
     qs = purgeable(table, older_than=older_than, statuses=statuses, include_unsent=include_unsent, now=now)
-
-    def delete(batch: list[Any]) -> int:
-        return int(qs.filter(id__in=batch).delete()[0])
-
-    return _drain(qs, delete, None, batch_size, on_batch, f"{table}_purged")
-
-
-def _replay_batch(batch: list[Any]) -> int:
-    with transaction.atomic():
-        return Published.objects.filter(id__in=batch, status=StatusChoice.FAILED).update(
-            status=StatusChoice.SCHEDULE, retry=0, available_at=timezone.now(), locked_by="", last_error=""
-        )
+    described = audit.selection_of(
+        older_than_seconds=older_than.total_seconds(),
+        statuses=[OUTBOX_STATUS.get(s, s) for s in statuses or ()],
+        include_unsent=include_unsent or None,
+    )
+    repair = audit.start(audit.resolve(actor), "purged", table, described)
+    return batching.drain(
+        repair, qs, lambda batch: _delete_batch(qs, batch), batch_size=batch_size, on_batch=on_batch
+    )
 
 
-def _park_batch(batch: list[Any], reason: str, now: datetime) -> int:
-    with transaction.atomic():
-        qs = Published.objects.filter(id__in=batch, status=StatusChoice.SCHEDULE)
-        return qs.filter(Q(locked_by="") | Q(available_at__lte=now)).update(
-            status=StatusChoice.FAILED, last_error=reason, locked_by=""
-        )
+# --- batches ------------------------------------------------------------------------------------------------
 
 
-def _in_batches(ids: list[Any], apply: Callable[[list[Any]], int]) -> int:
-    return sum(apply(ids[start : start + BATCH_SIZE]) for start in range(0, len(ids), BATCH_SIZE))
+def _described(selection: Filter) -> dict[str, Any]:
+    return audit.selection_of(
+        ids=selection.ids,
+        destination=selection.destination,
+        since=selection.since,
+        before=selection.before,
+        limit=selection.limit,
+    )
 
 
-def _drain(
-    qs: models.QuerySet[Any],
-    apply: Callable[[list[Any]], int],
-    limit: int | None,
-    batch_size: int | None,
-    on_batch: Progress | None,
-    action: str,
-) -> int:
-    """Apply to the selected rows batch by batch until none is left (each batch leaves the selection)."""
-    done, batch_size = 0, batch_size or BATCH_SIZE
-    while limit is None or done < limit:
-        size = batch_size if limit is None else min(batch_size, limit - done)
-        batch = list(qs.order_by("added", "id").values_list("id", flat=True)[:size])
-        if not batch:
-            break
-        changed = apply(batch)
-        done += changed
-        if on_batch is not None:
-            on_batch(changed)
-        logger.info(
-            "%s rows %s",
-            changed,
-            action.replace("_", " "),
-            extra={"action": f"rows_{action}", "count": changed},
-        )
-        if changed == 0:
-            break
-    return done
+def _replay_batch(batch: list[Any]) -> tuple[list[Any], Mapping[Any, str]]:
+    values = {
+        "status": StatusChoice.SCHEDULE,
+        "retry": 0,
+        "available_at": timezone.now(),
+        "locked_by": "",
+        "last_error": "",
+    }
+    return batching.update_rows(Published.objects.filter(status=StatusChoice.FAILED), batch, values), NoMsgIds
+
+
+def _park_batch(batch: list[Any], reason: str, now: datetime) -> tuple[list[Any], Mapping[Any, str]]:
+    free = Published.objects.filter(Q(locked_by="") | Q(available_at__lte=now), status=StatusChoice.SCHEDULE)
+    values = {"status": StatusChoice.FAILED, "last_error": reason, "locked_by": ""}
+    return batching.update_rows(free, batch, values), NoMsgIds
+
+
+def _delete_batch(base: models.QuerySet[Any], batch: list[Any]) -> tuple[list[Any], Mapping[Any, str]]:
+    return list(batching.delete_rows(base, batch)), NoMsgIds
+
+
+def _forget_batch(base: models.QuerySet[Any], batch: list[Any]) -> tuple[list[Any], Mapping[Any, str]]:
+    deleted = batching.delete_rows(base, batch, key="msg_id")
+    return list(deleted), {pk: msg_id or "" for pk, msg_id in deleted.items()}

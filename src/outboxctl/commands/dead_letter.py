@@ -55,7 +55,7 @@ def park(
             ExitCode.USAGE,
         )
     bootstrap.setup(state(ctx))
-    from django_outbox_pattern.ops import operations
+    from django_outbox_pattern.ops import audit, operations
 
     selection = operations.Filter(ids=tuple(ids or ()), destination=destination, since=since, limit=limit)
     if ids:
@@ -71,7 +71,7 @@ def park(
         yes=yes,
         as_json=as_json,
         execute=lambda advance: operations.dead_letter_matching(
-            selection, reason=reason or "", on_batch=advance
+            selection, reason=reason or "", on_batch=advance, actor=audit.cli_actor()
         ),
         extra={"reason": reason},
     )
@@ -114,11 +114,12 @@ def requeue(
     if not yes:
         errors.confirm(f"Move messages from {dlq_prefix}{queue} back to {queue}?", "nothing moved")
     from django_outbox_pattern.broker import transport
-    from django_outbox_pattern.ops import operations
+    from django_outbox_pattern.ops import audit, operations
 
     result = operations.requeue(
         transport.StompTransport(resolved.outbox),
         queue,
+        actor=audit.cli_actor(),
         limit=limit,
         idle_timeout=idle_timeout,
         receipt_timeout=resolved.outbox.DEFAULT_RECEIPT_TIMEOUT,

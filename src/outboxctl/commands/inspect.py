@@ -56,7 +56,7 @@ def inspect(
       outboxctl inspect
       outboxctl inspect --failed --since 2h
       outboxctl inspect --pending --destination '/topic/orders*' --limit 50 --json
-      outboxctl inspect --id 3f0c2a4e-...
+      outboxctl inspect --id 3f0c2a4e-...        (the row, then its repairs: who, what, when)
       outboxctl inspect --inbox --since 1d
       outboxctl inspect --metrics
     """
@@ -71,16 +71,7 @@ def inspect(
 
     table: Any = "inbox" if inbox else "outbox"
     if row_id is not None:
-        row = operations.get_row(table, row_id)
-        if row is None:
-            errors.fail(
-                f"No {table} row with id {row_id}.",
-                "Find ids with `outboxctl inspect --limit 20`"
-                + ("" if inbox else " (add --inbox for received messages)")
-                + ".",
-                ExitCode.ERROR,
-            )
-        return output.print_json({"table": table, "row": row}) if as_json else views.row(table, row)
+        return _one_row(table, row_id, as_json=as_json)
     names = [name for name, on in (("failed", failed), ("pending", pending), ("published", published)) if on]
     statuses = tuple(operations.STATUS_BY_NAME[name] for name in names)
     if not (statuses or destination or since or limit or inbox):
@@ -96,3 +87,30 @@ def inspect(
         f"{table.capitalize()}: {len(result['rows'])} of {result['matching']} matching rows (newest first)"
     )
     views.rows(title, table, result["rows"])
+
+
+def _one_row(table: Any, row_id: str, *, as_json: bool) -> None:
+    """One row in full and its repairs (newest first); a forgotten inbox row shows its repairs only."""
+    from django_outbox_pattern.ops import audit, operations
+
+    row = operations.get_row(table, row_id)
+    repairs = audit.history(table, row["id"] if row else row_id)
+    if row is not None and table == "inbox" and row.get("msg_id"):
+        seen = {r["repair_id"] for r in repairs}
+        repairs += [r for r in audit.history(table, row["msg_id"]) if r["repair_id"] not in seen]
+    if row is None and not repairs:
+        errors.fail(
+            f"No {table} row with id {row_id}.",
+            "Find ids with `outboxctl inspect --limit 20`"
+            + ("" if table == "inbox" else " (add --inbox for received messages)")
+            + ".",
+            ExitCode.ERROR,
+        )
+    if as_json:
+        return output.print_json({"table": table, "row": row, "repairs": repairs})
+    if row is None:
+        output.note(f"No {table} row with id {row_id} now; its repairs:")
+    else:
+        views.row(table, row)
+    views.repairs(repairs)
+    return None

@@ -79,7 +79,7 @@ def purge(
     resolved = bootstrap.setup(state(ctx))
     from django.utils import timezone
 
-    from django_outbox_pattern.ops import operations
+    from django_outbox_pattern.ops import audit, operations
 
     age = older_than if older_than is not None else timedelta(days=resolved.outbox.DAYS_TO_KEEP_DATA)
     tables: list[Any] = [t for t, on in (("outbox", outbox), ("inbox", inbox)) if on] or ["outbox", "inbox"]
@@ -117,6 +117,7 @@ def purge(
                 include_unsent=include_unsent,
                 batch_size=batch_size,
                 on_batch=advance,
+                actor=audit.cli_actor(),
                 statuses=[operations.STATUS_BY_NAME[s] for s in statuses] if table == "outbox" else None,
             )
             for table in tables

@@ -33,7 +33,7 @@ def replay(
     """
     _repair.require_selection(select_all, ids, destination, since)
     bootstrap.setup(state(ctx))
-    from django_outbox_pattern.ops import operations
+    from django_outbox_pattern.ops import audit, operations
 
     selection = operations.Filter(ids=tuple(ids or ()), destination=destination, since=since, limit=limit)
     if ids:
@@ -48,5 +48,7 @@ def replay(
         dry_run=dry_run,
         yes=yes,
         as_json=as_json,
-        execute=lambda advance: operations.replay_matching(selection, on_batch=advance),
+        execute=lambda advance: operations.replay_matching(
+            selection, on_batch=advance, actor=audit.cli_actor()
+        ),
     )
