@@ -113,6 +113,10 @@ class Consumer:
         with self._lock:
             return self._counts
 
+    @property
+    def subscription_id(self) -> str:
+        return self._subscription
+
     def _count(self, field: str) -> None:
         with self._lock:
             value = getattr(self._counts, field) + 1
@@ -369,12 +373,23 @@ def build_consumer(
     settings = settings or conf.get_settings()
     queues.queue_name_for(destination, queue_name)  # fail on a bad destination before importing anything
     func = import_callback(callback) if isinstance(callback, str) else callback
-    return Consumer(
+    listeners: dict[str, object] = {}  # DEFAULT_CONSUMER_LISTENER_CLASS, on every connection (as 3.x)
+
+    def new_transport() -> transport.StompTransport:
+        conn = transport.StompTransport(settings)
+        for name, listener in listeners.items():
+            conn.set_listener(name, listener)
+        return conn
+
+    consumer = Consumer(
         func,
         destination,
         queue_name,
         settings=settings,
-        transport_factory=functools.partial(transport.StompTransport, settings),
+        transport_factory=new_transport,
         store=inbox.DatabaseInbox(settings.DEFAULT_RECEIVED_CLASS),
         observer=observer,
     )
+    listener_class = conf.import_object(settings.DEFAULT_CONSUMER_LISTENER_CLASS)
+    listeners[f"consumer-listener-{consumer.subscription_id}"] = listener_class(consumer)
+    return consumer

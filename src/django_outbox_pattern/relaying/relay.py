@@ -315,6 +315,8 @@ def build_relay(
         from django_outbox_pattern.relaying import notify as notify_module
 
         notifier = notify_module.build_listener(outbox.using)
-    return Relay(
-        store=outbox, transport=transport.StompTransport(s), settings=s, notifier=notifier, observer=observer
-    )
+    broker = transport.StompTransport(s)
+    relay = Relay(store=outbox, transport=broker, settings=s, notifier=notifier, observer=observer)
+    listener_class = conf.import_object(s.DEFAULT_PRODUCER_LISTENER_CLASS)  # registered on every connection
+    broker.set_listener(f"producer-listener-{relay.relay_id}", listener_class(relay))
+    return relay
