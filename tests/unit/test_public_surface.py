@@ -234,3 +234,15 @@ THIS_PROJECTS_KEYS = {
     "DEFAULT_RELAY_NOTIFY",
     "DEFAULT_RETRY_BASE_DELAY",
 }
+
+
+def test_sigquit_stops_gracefully_as_3x_subscribe() -> None:
+    import os
+    import signal
+
+    from django_outbox_pattern.core import shutdown
+
+    stopped: list[bool] = []
+    with shutdown.on_stop(lambda: stopped.append(True)):
+        os.kill(os.getpid(), signal.SIGQUIT)
+    assert stopped == [True]
