@@ -4,8 +4,8 @@
   heartbeats keep flowing however long a callback takes.
 - The worker thread takes the messages waiting on the hand-off queue (up to PRECHECK_MAX), looks up in
   one query which of them are in the inbox already, then handles them one at a time: skips a duplicate,
-  else builds the ``Payload`` and runs the callback. ``DEFAULT_CONSUMER_PROCESS_MSG_ON_BACKGROUND`` is
-  accepted for compatibility: callbacks always run on this worker, never on the receiver thread.
+  else builds the ``Payload`` and runs the callback. ``DEFAULT_CONSUMER_PROCESS_MSG_ON_BACKGROUND`` has
+  no effect (system check W010): callbacks always run on this worker, never on the receiver thread.
 - The supervisor (``run()``) declares ``DLQ.<queue>`` on a short-lived connection (frames that
   subscription receives are requeued when it closes), connects, subscribes with ``client-individual``
   acks, watches the connection and deletes old inbox rows. When the connection is lost it reconnects

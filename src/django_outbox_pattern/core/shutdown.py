@@ -1,7 +1,7 @@
 """Graceful shutdown for the long-running loops (relay, consumer), shared by manage.py and outboxctl.
 
-First SIGTERM/SIGINT/SIGQUIT: call ``stop()`` so the loop finishes its current work and returns. Second signal:
-exit at once with status 130. Handlers are installed only on the main thread and restored on exit.
+First SIGTERM/SIGINT/SIGQUIT: call ``stop()`` so the loop finishes its current work and returns. Second
+signal: exit at once with status 130. Handlers are installed only on the main thread and restored on exit.
 """
 
 from __future__ import annotations
