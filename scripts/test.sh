@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: lint and types, unit and CLI tests, integration tests on SQLite, PostgreSQL and
-# MariaDB against the real RabbitMQ, then the fault-injection suite. Starts (or installs) what it needs.
+# MariaDB against the real RabbitMQ, side by side with 3.2.1 (tests/compat), then the fault-injection suite. Starts (or installs) what it needs.
 #
 #   bash scripts/test.sh                 everything
 #   bash scripts/test.sh -k relay        extra arguments go to every pytest run
@@ -67,6 +67,24 @@ if [ -n "$NEWEST" ] && [ "${OUTBOX_SKIP_NEWEST:-}" != 1 ] && "$NEWEST" -c 'impor
 else
   echo "(no Python >= 3.12 here: the newest-Django stage is skipped; this run tests $(python -m django --version))"
 fi
+# django-outbox-pattern 3.2.1 side by side with this project (tests/compat): 3.2.1 runs in its own venv
+# (.venv-321, made once from the package index) against the same PostgreSQL and RabbitMQ. Without the
+# index the stage is skipped locally and fails under CI.
+compat_stage() {
+  if ! .venv-321/bin/python -c 'import django_outbox_pattern, psycopg' 2>/dev/null; then
+    echo "[setup] creating .venv-321 with django-outbox-pattern==3.2.1" >&2
+    rm -rf .venv-321
+    if ! { "${PYTHON:-python3}" -m venv .venv-321 && .venv-321/bin/python -m pip install -q \
+      --disable-pip-version-check "django-outbox-pattern==3.2.1" "psycopg[binary]>=3.1"; }; then
+      rm -rf .venv-321
+      if [ -n "${CI:-}" ]; then echo "could not create .venv-321 (django-outbox-pattern 3.2.1)" >&2; return 1; fi
+      echo "(could not create .venv-321 with django-outbox-pattern 3.2.1: the compat stage is skipped)"
+      return 0
+    fi
+  fi
+  OUTBOX_COMPAT_PYTHON="$ROOT/.venv-321/bin/python" pytest_run postgres compat-postgres tests/compat "$@"
+}
+stage "compat with 3.2.1 (postgres)" compat_stage "$@"
 if [ -d tests/faults ]; then
   stage "faults (postgres)" pytest_run postgres faults tests/faults "$@"
 fi

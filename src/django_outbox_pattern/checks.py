@@ -2,7 +2,8 @@
 
 E001 invalid or unknown DJANGO_OUTBOX_PATTERN key; E002 a class or function setting does not import;
 E003 a @publish serializer method is missing; E004 a @publish field does not exist;
-W001 relaying from SQLite (no row locks between relays: run one relay per database).
+W001 relaying from SQLite (no row locks between relays: run one relay per database);
+W010 a 3.x setting that is accepted but has no effect here (NO_EFFECT says why).
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from django.db import connections
 from django_outbox_pattern import conf, decorators
 
 TAG = "django_outbox_pattern"
+# 3.x settings this project accepts without acting on them, and why (W010 when one is set).
+NO_EFFECT = {
+    "DEFAULT_CONSUMER_PROCESS_MSG_ON_BACKGROUND": "callbacks always run on the consumer's worker thread, "
+    "never on stomp.py's receiver thread (3.x's behaviour with True), so heart-beats keep flowing",
+}
 
 
 def register() -> None:
@@ -33,9 +39,20 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     ]
     if errors:
         return errors
+    errors.extend(
+        checks.Warning(
+            f"{conf.SETTINGS_NAME}[{key!r}] has no effect: {why}.",
+            hint="Remove it from DJANGO_OUTBOX_PATTERN.",
+            id=f"{TAG}.W010",
+        )
+        for key, why in NO_EFFECT.items()
+        if key in mapping
+    )
     current = conf.OutboxSettings.from_mapping(mapping)
     for key in (
         "DEFAULT_CONNECTION_CLASS",
+        "DEFAULT_CONSUMER_LISTENER_CLASS",
+        "DEFAULT_PRODUCER_LISTENER_CLASS",
         "DEFAULT_GENERATE_HEADERS",
         "DEFAULT_PUBLISHED_CLASS",
         "DEFAULT_RECEIVED_CLASS",

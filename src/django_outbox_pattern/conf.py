@@ -263,16 +263,40 @@ def _header_value(value: Any) -> str:
 
 
 _cached: OutboxSettings | None = None
+# Values assigned to ``django_outbox_pattern.settings.DEFAULT_*`` (3.x tests patch them): they win over
+# Django's DJANGO_OUTBOX_PATTERN until deleted. Empty in production.
+_overrides: dict[str, Any] = {}
 
 
 def get_settings() -> OutboxSettings:
     """The current settings, read from Django's settings on first use after any change."""
     global _cached
     if _cached is None:
-        from django.conf import settings
-
-        _cached = OutboxSettings.from_mapping(getattr(settings, SETTINGS_NAME, None) or {})
+        _cached = OutboxSettings.from_mapping({**_django_mapping(), **_overrides})
     return _cached
+
+
+def _django_mapping() -> dict[str, Any]:
+    from django.conf import settings
+
+    return dict(getattr(settings, SETTINGS_NAME, None) or {})
+
+
+def set_override(key: str, value: Any) -> None:
+    """Make ``key`` read ``value`` until ``clear_override(key)``; setting the value Django's settings give
+    removes the override (so a patch restored by assignment, as ``monkeypatch`` does, leaves none)."""
+    global _cached
+    _overrides.pop(key, None)
+    _cached = None
+    if value != getattr(get_settings(), key):
+        _overrides[key] = value
+        _cached = None
+
+
+def clear_override(key: str) -> None:
+    global _cached
+    _overrides.pop(key, None)
+    _cached = None
 
 
 def clear_cache(**kwargs: Any) -> None:

@@ -70,4 +70,13 @@ class InvalidDestination(OutboxError):
 
 
 class ExceededSendAttemptsException(OutboxError):
-    """The message could not be sent within DEFAULT_MAXIMUM_RETRY_ATTEMPTS attempts."""
+    """The message could not be sent within DEFAULT_MAXIMUM_RETRY_ATTEMPTS attempts: is the broker up?
+    Run `outboxctl check`."""
+
+    def __init__(self, attempts: int, message: str | None = None) -> None:  # 3.x: (attempts), .attempts
+        super().__init__(message or f"Exceeded send attempts: {attempts}. {(self.__doc__ or '').strip()}")
+        self.attempts = attempts
+
+
+class SendNotConfirmed(ExceededSendAttemptsException, PublishNotConfirmed):
+    """A direct send (``producers.Producer``) got no RECEIPT within its attempts."""

@@ -28,7 +28,7 @@ def generate_headers(message: Any) -> dict[str, str]:
     }
 
 
-def get_message_headers(message: Any) -> dict[str, Any]:
+def get_message_headers(published: Any) -> dict[str, Any]:
     """Generated headers merged with the row's own: custom ones are kept, generated ids win.
 
     The active OpenTelemetry trace context (tracing.py; nothing without OpenTelemetry) comes first, so a
@@ -37,8 +37,8 @@ def get_message_headers(message: Any) -> dict[str, Any]:
     from django_outbox_pattern import conf, tracing
 
     generate = conf.import_object(conf.get_settings().DEFAULT_GENERATE_HEADERS)
-    generated = {str(k): _as_text(v) for k, v in (generate(message) or {}).items()}
-    custom = {str(k): _as_text(v) for k, v in (message.headers or {}).items()}
+    generated = {str(k): _as_text(v) for k, v in (generate(published) or {}).items()}
+    custom = {str(k): _as_text(v) for k, v in (published.headers or {}).items()}
     merged = {
         **tracing.trace_headers(),
         **generated,

@@ -10,6 +10,12 @@ headers. The callback settles the message exactly once:
 - ``ack()`` sends ACK now without an inbox row (so a redelivery would not be recognised as a duplicate).
 
 ACKs and NACKs go out on the consumer's worker thread, the thread running the callback.
+
+3.x's form ``Payload(connection, body, headers, message=None)`` works too (tests of callbacks build it):
+``ack()``/``nack()`` then call ``connection.ack(message_id)``/``connection.nack(message_id, requeue=False)``
+with the ``message-id`` header, and ``save()`` of a payload given a ``message`` (a ``Received``) marks it
+succeeded and saves it. ``payload.message`` is the ``Received`` the message makes (unsaved until ``save()``);
+``payload.connection`` the consumer's connection (None for a payload built by hand in this project's form).
 """
 
 from __future__ import annotations
@@ -33,21 +39,50 @@ def _no_broker(ack: bool) -> None:
     """The default ``Settle`` of a payload built outside a consumer (tests): records only."""
 
 
+_UNSET: Any = object()
+
+
+def _settle_on(connection: Any, headers: Mapping[str, Any]) -> Settle:
+    """3.x's ACK/NACK: by the ``message-id`` header, on the connection given to the payload."""
+
+    def settle(ack: bool) -> None:
+        if ack:
+            connection.ack(headers.get("message-id"))
+        else:
+            connection.nack(headers.get("message-id"), requeue=False)
+
+    return settle
+
+
 class Payload:
     """One message handed to a callback: ``body``, ``headers``, ``save()``, ``nack()``, ``ack()``."""
 
     def __init__(
         self,
-        body: Any,
-        headers: Mapping[str, str],
+        connection: Any,
+        body: Any = _UNSET,
+        headers: Mapping[str, Any] = _UNSET,
+        message: Any = None,
         *,
         msg_id: str | None = None,
         settle: Settle | None = None,
         store: inbox.InboxStore | None = None,
     ) -> None:
+        if headers is _UNSET:  # this project's form: Payload(body, headers, *, msg_id, settle, store)
+            if body is _UNSET:
+                raise TypeError("Payload() needs a body and headers: Payload(connection, body, headers)")
+            connection, body, headers = None, connection, body
+            self.headers: dict[str, Any] = {str(k): str(v) for k, v in headers.items()}
+            self.msg_id: str = msg_id or inbox.message_id(self.headers)
+        else:  # 3.x's form: headers kept as given; no id is an error only when saving
+            self.headers = dict(headers)
+            self.msg_id = msg_id or _message_id_or_none(self.headers) or ""
+            if settle is None and connection is not None:
+                settle = _settle_on(connection, self.headers)
         self.body = body
-        self.headers: dict[str, str] = {str(k): str(v) for k, v in headers.items()}
-        self.msg_id = msg_id or inbox.message_id(self.headers)
+        self.connection = connection
+        self._message = message
+        self._given_message = message is not None
         self._settle = settle or _no_broker
         self._store = store
         self.saved = False  # save() inserted the inbox row (its transaction may still roll back)
@@ -71,6 +106,21 @@ class Payload:
         return self.acked or self.nacked
 
     @property
+    def message(self) -> Any:
+        """The ``Received`` this message makes (DEFAULT_RECEIVED_CLASS; unsaved until ``save()``)."""
+        if self._message is None:
+            from django_outbox_pattern import conf
+
+            model = conf.import_object(conf.get_settings().DEFAULT_RECEIVED_CLASS)
+            self._message = model(body=self.body, headers=self.headers, msg_id=self.msg_id)
+        return self._message
+
+    @message.setter
+    def message(self, value: Any) -> None:
+        self._message = value
+        self._given_message = value is not None
+
+    @property
     def store(self) -> inbox.InboxStore:
         if self._store is None:
             self._store = inbox.DatabaseInbox()
@@ -84,7 +134,17 @@ class Payload:
             )
         if self.saved:
             return
-        self.store.record(self.msg_id, self.headers, self.body)
+        if self._given_message and self._store is None:  # 3.x's form: save the Received it was given
+            from django_outbox_pattern.choices import StatusChoice
+
+            self._message.status = StatusChoice.SUCCEEDED
+            self._message.save()
+        elif not self.msg_id:
+            raise exceptions.MessageDecodeError(
+                "The message has no cap-msg-id, dop-msg-id or message-id header: it cannot be saved."
+            )
+        else:
+            self.store.record(self.msg_id, self.headers, self.body)
         self.saved = True
         self.store.on_commit(self.ack)
 
@@ -99,6 +159,13 @@ class Payload:
         if not self.settled:
             self.nacked = True
             self._settle(False)
+
+
+def _message_id_or_none(headers: Mapping[str, Any]) -> str | None:
+    try:
+        return inbox.message_id({str(k): str(v) for k, v in headers.items() if v is not None})
+    except exceptions.MessageDecodeError:
+        return None
 
 
 def decode_body(raw: bytes, msg_id: str) -> Any:

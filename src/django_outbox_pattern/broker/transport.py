@@ -80,6 +80,7 @@ class StompTransport:
         self._encoder: frames.FrameEncoder | None = None  # None: every frame goes through stomp.py
         self._acks_lock = threading.Lock()
         self._deferred_acks: list[bytes] = []
+        self._listeners: dict[str, Any] = {}  # the user's (DEFAULT_*_LISTENER_CLASS), by name
         self.name = f"stomp-{next(self._ids)}"
 
     def __repr__(self) -> str:  # never shows the passcode
@@ -122,7 +123,24 @@ class StompTransport:
                 password=s.DEFAULT_STOMP_SSL_PASSWORD,
             )
         conn.set_listener(self.name, Listener(self._tracker))
+        for name, listener in self._listeners.items():
+            conn.set_listener(name, listener)
         return conn
+
+    def set_listener(self, name: str, listener: Any) -> None:
+        """Register a stomp.py listener (``on_message(frame)``, ...) on this and every later connection of
+        this transport. It runs on the receiver thread, next to the project's own: it must never block."""
+        self._listeners[name] = listener
+        if self._conn is not None:
+            self._conn.set_listener(name, listener)
+
+    def get_listener(self, name: str) -> Any:
+        return self._listeners.get(name)
+
+    def remove_listener(self, name: str) -> None:
+        self._listeners.pop(name, None)
+        if self._conn is not None:
+            self._conn.remove_listener(name)
 
     def connect(self) -> None:
         """Open the connection and wait for CONNECTED; raise ConnectionFailed with the reason otherwise."""

@@ -4,8 +4,8 @@
   heartbeats keep flowing however long a callback takes.
 - The worker thread takes the messages waiting on the hand-off queue (up to PRECHECK_MAX), looks up in
   one query which of them are in the inbox already, then handles them one at a time: skips a duplicate,
-  else builds the ``Payload`` and runs the callback. ``DEFAULT_CONSUMER_PROCESS_MSG_ON_BACKGROUND`` is
-  accepted for compatibility: callbacks always run on this worker, never on the receiver thread.
+  else builds the ``Payload`` and runs the callback. ``DEFAULT_CONSUMER_PROCESS_MSG_ON_BACKGROUND`` has
+  no effect (system check W010): callbacks always run on this worker, never on the receiver thread.
 - The supervisor (``run()``) declares ``DLQ.<queue>`` on a short-lived connection (frames that
   subscription receives are requeued when it closes), connects, subscribes with ``client-individual``
   acks, watches the connection and deletes old inbox rows. When the connection is lost it reconnects
@@ -112,6 +112,10 @@ class Consumer:
     def stats(self) -> ConsumerStats:
         with self._lock:
             return self._counts
+
+    @property
+    def subscription_id(self) -> str:
+        return self._subscription
 
     def _count(self, field: str) -> None:
         with self._lock:
@@ -369,12 +373,23 @@ def build_consumer(
     settings = settings or conf.get_settings()
     queues.queue_name_for(destination, queue_name)  # fail on a bad destination before importing anything
     func = import_callback(callback) if isinstance(callback, str) else callback
-    return Consumer(
+    listeners: dict[str, object] = {}  # DEFAULT_CONSUMER_LISTENER_CLASS, on every connection (as 3.x)
+
+    def new_transport() -> transport.StompTransport:
+        conn = transport.StompTransport(settings)
+        for name, listener in listeners.items():
+            conn.set_listener(name, listener)
+        return conn
+
+    consumer = Consumer(
         func,
         destination,
         queue_name,
         settings=settings,
-        transport_factory=functools.partial(transport.StompTransport, settings),
+        transport_factory=new_transport,
         store=inbox.DatabaseInbox(settings.DEFAULT_RECEIVED_CLASS),
         observer=observer,
     )
+    listener_class = conf.import_object(settings.DEFAULT_CONSUMER_LISTENER_CLASS)
+    listeners[f"consumer-listener-{consumer.subscription_id}"] = listener_class(consumer)
+    return consumer

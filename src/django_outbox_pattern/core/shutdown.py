@@ -1,7 +1,7 @@
 """Graceful shutdown for the long-running loops (relay, consumer), shared by manage.py and outboxctl.
 
-First SIGTERM/SIGINT: call ``stop()`` so the loop finishes its current work and returns. Second signal:
-exit at once with status 130. Handlers are installed only on the main thread and restored on exit.
+First SIGTERM/SIGINT/SIGQUIT: call ``stop()`` so the loop finishes its current work and returns. Second
+signal: exit at once with status 130. Handlers are installed only on the main thread and restored on exit.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 INTERRUPTED_EXIT_CODE = 130
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SIGQUIT too, as 3.x's subscribe command (not on Windows, which has none).
+_SIGNALS = tuple(
+    s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGQUIT", None)) if s is not None
+)
 
 
 @contextlib.contextmanager

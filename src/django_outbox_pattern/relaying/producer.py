@@ -1,9 +1,10 @@
 """Producer: send JSON messages to the broker and prove each one arrived with its RECEIPT.
 
-``Producer.send_event()`` is the spec's direct send (``factory_producer()`` returns a Producer). The relay
-sends a whole batch with its receipts pipelined: ``launch()`` sends every message with a receipt without
-waiting, ``land()`` collects the receipts later (``send_many()`` does both at once); or it sends one message
-at a time, when a batch must not let one bad message take the others down.
+``Producer.send_event()`` sends one message (the public ``producers.Producer`` that ``factory_producer()``
+returns uses ``send_many``). The relay sends a whole batch with its receipts pipelined: ``launch()`` sends
+every message with a receipt without waiting, ``land()`` collects the receipts later (``send_many()`` does
+both at once); or it sends one message at a time, when a batch must not let one bad message take the
+others down.
 
 Every message goes out as JSON with ``content-type:application/json`` and ``persistent:true`` (a durable
 queue alone does not make a message survive a broker restart). ``encode()`` refuses what could never be

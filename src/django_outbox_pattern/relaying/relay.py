@@ -326,12 +326,16 @@ def build_relay(
 
         notifier = notify_module.build_listener(outbox.using)
     relay_id = default_relay_id()
-    return Relay(
+    broker = transport.StompTransport(s)
+    relay = Relay(
         store=outbox,
-        transport=transport.StompTransport(s),
+        transport=broker,
         settings=s,
         relay_id=relay_id,
         notifier=notifier,
         observer=observer,
         heartbeat=liveness.Heartbeat(outbox, relay_id),
     )
+    listener_class = conf.import_object(s.DEFAULT_PRODUCER_LISTENER_CLASS)  # registered on every connection
+    broker.set_listener(f"producer-listener-{relay.relay_id}", listener_class(relay))
+    return relay
