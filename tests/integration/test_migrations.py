@@ -13,7 +13,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 APP = "django_outbox_pattern"
-LATEST = "0008_published_relay_columns"
+LATEST = "0009_published_db_defaults"
 
 
 def migrate_to(name: str) -> MigrationExecutor:
