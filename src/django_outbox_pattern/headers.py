@@ -36,7 +36,8 @@ def get_message_headers(message: Any) -> dict[str, Any]:
     """
     from django_outbox_pattern import conf, tracing
 
-    generate = conf.import_object(conf.get_settings().DEFAULT_GENERATE_HEADERS)
+    # strict=False: a settings problem never fails a save (the relay and `check` report it).
+    generate = conf.import_object(conf.get_settings(strict=False).DEFAULT_GENERATE_HEADERS)
     generated = {str(k): _as_text(v) for k, v in (generate(message) or {}).items()}
     custom = {str(k): _as_text(v) for k, v in (message.headers or {}).items()}
     merged = {
