@@ -80,7 +80,7 @@ def setup(
     for key, (value, flag) in (flags or {}).items():
         if value is not None:
             merged[key], sources[key] = value, f"flag {flag}"
-    outbox = conf.OutboxSettings.from_mapping(merged, _top_level(sources))
+    outbox = conf.OutboxSettings.from_mapping(*_heart_beats(merged, sources))
     if _configured_here:
         settings.DJANGO_OUTBOX_PATTERN = merged
         conf.clear_cache()
@@ -101,13 +101,13 @@ def setup(
     return Resolved(outbox, sources, module, module_source, config_file, described, db_source)
 
 
-def _top_level(sources: dict[str, str]) -> dict[str, Any]:
-    """The top-level Django heart-beat settings, unless a file, env or flag set the heart-beats."""
+def _heart_beats(merged: dict[str, Any], sources: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The 3.x heart-beat overrides of the Django settings apply, unless a file, env or flag set them."""
     from django_outbox_pattern import coercion
 
-    if not sources.get("DEFAULT_STOMP_HEARTBEATS", "default").startswith(("default", "django")):
-        return {}
-    return coercion.top_level_settings()
+    if sources.get("DEFAULT_STOMP_HEARTBEATS", "default").startswith(("default", "django")):
+        return merged, coercion.top_level_settings()
+    return {k: v for k, v in merged.items() if k not in coercion.HEARTBEAT_OVERRIDES}, {}
 
 
 _configured_here = False
