@@ -98,7 +98,7 @@ def _coerce(key: str, value: Any) -> tuple[Any, str | None]:
             return pairs, "has a port given as text: read as a number"
         return value, None
     if key == "DEFAULT_STOMP_HEARTBEATS" and isinstance(value, (list, tuple)) and len(value) == 2:
-        pair = (_milliseconds(key, value[0]), _milliseconds(key, value[1]))
+        pair = (_milliseconds(value[0]), _milliseconds(value[1]))
         changed = any(isinstance(v, bool) or not isinstance(v, int) for v in value)
         return (pair, "is not two whole milliseconds: rounded") if changed else (value, None)
     if key == "DEFAULT_STOMP_SSL_VERSION" and isinstance(value, str):
@@ -132,7 +132,7 @@ def _text_port(item: Any) -> bool:
     )
 
 
-def _milliseconds(key: str, value: Any) -> int:
+def _milliseconds(value: Any) -> int:
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -162,7 +162,7 @@ def _apply_heartbeat_overrides(mapping: Mapping[str, Any], top_level: Mapping[st
         if value is None:
             continue
         try:
-            beats[index] = _milliseconds(source, value)
+            beats[index] = _milliseconds(value)
             changed = True
         except _Unusable as exc:
             out.errors.append((source, str(exc), "give whole milliseconds, e.g. 10000"))
