@@ -280,7 +280,7 @@ def test_the_examples_are_valid(name: str, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_django_settings_are_read_as_3x_read_them(cli, tmp_path: Path) -> None:
-    """Unknown keys are no error; the 3.x heart-beat overrides apply unless outboxctl's own layers set them."""
+    """Unknown keys are no error; the 3.x heart-beat overrides apply unless outboxctl's layers set them."""
     from django.test import override_settings
 
     mapping = {"DEFAULT_STOMP_OUTGOING_HEARTBEAT": 1234, "A_KEY_OF_ANOTHER_RELEASE": 1}
