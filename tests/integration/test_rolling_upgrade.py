@@ -70,3 +70,16 @@ def test_a_row_inserted_by_321_after_our_migrations_is_relayed(unique_name: str)
     assert received[0].headers["dop-msg-destination"] == destination
     row.refresh_from_db()
     assert row.status == StatusChoice.SUCCEEDED and row.published_at is not None
+
+
+def test_saves_never_fail_because_of_the_settings_on_any_database() -> None:
+    """The write path (headers, and the NOTIFY wake-up on PostgreSQL) reads the settings leniently."""
+    from django.test import override_settings
+
+    from tests.testapp.models import MyModel
+
+    mapping = {"DEFAULT_STOMP_HOST_AND_PORTS": "rabbit:61613", "DEFAULT_STOMP_OUTGOING_HEARTBEAT": 0, "X": 1}
+    with override_settings(DJANGO_OUTBOX_PATTERN=mapping):
+        Published.objects.create(destination="/topic/a", body={"n": 1})
+        MyModel.objects.create(field_one="a", field_two="b")
+    assert Published.objects.count() == 2
