@@ -7,7 +7,8 @@
   else builds the ``Payload`` and runs the callback. ``DEFAULT_CONSUMER_PROCESS_MSG_ON_BACKGROUND`` is
   accepted for compatibility: callbacks always run on this worker, never on the receiver thread.
 - The supervisor (``run()``) declares ``DLQ.<queue>`` on a short-lived connection (frames that
-  subscription receives are requeued when it closes), connects, subscribes with ``client-individual``
+  subscription receives are requeued when it closes; an exclusive one on its own connection, which owns
+  it), connects, subscribes with ``client-individual``
   acks, watches the connection and deletes old inbox rows. When the connection is lost it reconnects
   with backoff on a *new* transport (the backoff starts over only once a connection stayed up for
   ``STABLE_CONNECTION_S``): messages of the old connection are never acked on the new one
