@@ -2,7 +2,8 @@
 
 Attribute names are the README keys, so they can be grepped against the spec. ``get_settings()`` reads
 ``settings.DJANGO_OUTBOX_PATTERN`` when first called and is cleared by ``setting_changed``, so
-``override_settings`` works. Nothing here reads settings at import time.
+``override_settings`` works. Nothing here reads settings at import time. A mapping is read as 3.x read it
+(unknown keys ignored, values coerced, only unusable ones fatal): that is ``coercion.review()``.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import uuid
 from typing import Any
 
@@ -35,8 +37,12 @@ def generate_headers(message: Any) -> dict[str, str]:
 
 
 def json_time(value: Any) -> str:
-    """A date, time or datetime as ``DjangoJSONEncoder`` writes it (milliseconds, ``Z`` for UTC)."""
-    return str(DjangoJSONEncoder().default(value))
+    """A date, time or datetime as ``DjangoJSONEncoder`` writes it (milliseconds, ``Z`` for UTC); any
+    other object with ``isoformat()`` (or an aware time, which that encoder refuses) as it says."""
+    if isinstance(value, (datetime.date, datetime.time)):  # datetime is a date
+        with contextlib.suppress(ValueError):
+            return str(DjangoJSONEncoder().default(value))
+    return str(value.isoformat())
 
 
 def get_message_headers(message: Any) -> dict[str, Any]:

@@ -113,3 +113,12 @@ def test_while_a_callback_runs_the_message_correlation_id_is_the_request_id(loca
     assert b == b_local and c_id == c_local and b != c_id  # a new id per message without one
     assert uuid.UUID(b) and uuid.UUID(c_id)
     assert requestid.current() is None  # nothing leaks out of the callbacks (this thread never had one)
+
+
+def test_a_custom_generator_returning_datetimes_gets_3x_format() -> None:
+    """3.x custom generators returned timezone.now() itself; its JSON encoder wrote it (the same here)."""
+    when = datetime.datetime(2026, 12, 4, 15, 37, 22, tzinfo=datetime.timezone.utc)
+    assert headers.json_time(when) == "2026-12-04T15:37:22Z"
+    assert headers.json_time(datetime.date(2026, 12, 4)) == "2026-12-04"
+    aware = datetime.time(1, 2, tzinfo=datetime.timezone.utc)
+    assert headers.json_time(aware) == aware.isoformat()  # the encoder refuses these: kept as they are
