@@ -1,9 +1,11 @@
 """Django system checks. Ids never change meaning:
 
-E001 invalid or unknown DJANGO_OUTBOX_PATTERN key; E002 a class or function setting does not import;
+E001 a DJANGO_OUTBOX_PATTERN value nothing can use; E002 a class or function setting does not import;
 E003 a @publish serializer method is missing; E004 a @publish field does not exist;
 W001 relaying from SQLite (no row locks between relays: run one relay per database);
-W010 a 3.x setting that is accepted but has no effect here (NO_EFFECT says why).
+W010 an unknown DJANGO_OUTBOX_PATTERN key (ignored, as 3.x did); W011 a value read as another one, the
+way 3.x coerced it (a string port, float heart-beats, a truthy flag, an SSL version name).
+W012 a 3.x setting that is accepted but has no effect here (NO_EFFECT says why).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from django.conf import settings
 from django.core import checks
 from django.db import connections
 
-from django_outbox_pattern import conf, decorators
+from django_outbox_pattern import coercion, conf, decorators
 
 TAG = "django_outbox_pattern"
 # 3.x settings this project accepts without acting on them, and why (W010 when one is set).
@@ -33,21 +35,27 @@ def register() -> None:
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     mapping = getattr(settings, conf.SETTINGS_NAME, None) or {}
+    found = coercion.review(mapping, coercion.top_level_settings())
+    warnings: list[checks.CheckMessage] = [
+        checks.Warning(f"{conf.SETTINGS_NAME}[{key!r}] {message}", hint=hint, id=f"{TAG}.{code}")
+        for code, problems in (("W010", found.unknown), ("W011", found.coerced))
+        for key, message, hint in problems
+    ]
     errors: list[checks.CheckMessage] = [
         checks.Error(f"{conf.SETTINGS_NAME}[{key!r}] {message}", hint=hint, id=f"{TAG}.E001")
-        for key, message, hint in conf.validate(mapping)
+        for key, message, hint in found.errors
     ]
-    if errors:
-        return errors
-    errors.extend(
+    warnings.extend(
         checks.Warning(
             f"{conf.SETTINGS_NAME}[{key!r}] has no effect: {why}.",
             hint="Remove it from DJANGO_OUTBOX_PATTERN.",
-            id=f"{TAG}.W010",
+            id=f"{TAG}.W012",
         )
         for key, why in NO_EFFECT.items()
         if key in mapping
     )
+    if errors:
+        return errors + warnings
     current = conf.OutboxSettings.from_mapping(mapping)
     for key in (
         "DEFAULT_CONNECTION_CLASS",
@@ -71,7 +79,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                     id=f"{TAG}.E002",
                 )
             )
-    return errors
+    return errors + warnings
 
 
 def check_publish_configs(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

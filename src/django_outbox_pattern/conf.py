@@ -2,13 +2,15 @@
 
 Attribute names are the README keys, so they can be grepped against the spec. ``get_settings()`` reads
 ``settings.DJANGO_OUTBOX_PATTERN`` when first called and is cleared by ``setting_changed``, so
-``override_settings`` works. Nothing here reads settings at import time.
+``override_settings`` works. Nothing here reads settings at import time. A mapping is read as 3.x read it
+(unknown keys ignored, values coerced, only unusable ones fatal): that is ``coercion.review()``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import ssl
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -64,7 +66,7 @@ class OutboxSettings:
     DEFAULT_RECEIVED_CLASS: str = "django_outbox_pattern.models.Received"
     DEFAULT_PRODUCER_WAITING_TIME: float = 1
     DEFAULT_CONSUMER_PROCESS_MSG_ON_BACKGROUND: bool = False
-    DEFAULT_CONSUMER_SHUTDOWN_TIMEOUT: float = 90
+    DEFAULT_CONSUMER_SHUTDOWN_TIMEOUT: float | None = 90  # None: no limit (as 3.x)
     DEFAULT_CONSUMER_MAX_RETRY_ATTEMPTS: int = 3
     DEFAULT_CONSUMER_RETRY_WAIT: float = 2
     # --- this project's additions ---
@@ -75,14 +77,22 @@ class OutboxSettings:
     DEFAULT_RETRY_BASE_DELAY: float = 1  # first per-row retry delay in seconds, doubled each attempt
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any] | None) -> OutboxSettings:
-        """Build the settings from a user mapping, normalising types; raise ConfigurationError if invalid."""
-        mapping = dict(mapping or {})
-        problems = validate(mapping)
-        if problems:
-            details = "; ".join(f"{key}: {message}" for key, message, _ in problems)
-            raise exceptions.ConfigurationError(f"Invalid {SETTINGS_NAME} settings: {details}")
-        return cls(**{key: _normalise(key, value) for key, value in mapping.items()})
+    def from_mapping(
+        cls, mapping: Mapping[str, Any] | None, top_level: Mapping[str, Any] | None = None
+    ) -> OutboxSettings:
+        """Build the settings from a user mapping read as 3.x read it (coercion.py: unknown keys ignored,
+        values coerced); raise ConfigurationError if a value is unusable. ``top_level``: the top-level
+        Django heart-beat settings (``coercion.top_level_settings()``)."""
+        from django_outbox_pattern import coercion
+
+        found = coercion.review(mapping or {}, top_level)
+        if found.errors:
+            raise exceptions.ConfigurationError(_describe(found.errors))
+        return cls._from_values(found.values)
+
+    @classmethod
+    def _from_values(cls, values: Mapping[str, Any]) -> OutboxSettings:
+        return cls(**{key: _normalise(key, value) for key, value in values.items()})
 
     def public_dict(self) -> dict[str, Any]:
         """All values with secrets masked: safe to print or log."""
@@ -181,6 +191,8 @@ def validate(mapping: Mapping[str, Any]) -> list[Problem]:
 
 
 def _check_value(key: str, value: Any) -> str | None:
+    if key == "DEFAULT_CONSUMER_SHUTDOWN_TIMEOUT" and value is None:
+        return None
     if key in _NUMBER_RANGES:
         kind, low, high = _NUMBER_RANGES[key]
         if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
@@ -250,7 +262,7 @@ def _normalise(key: str, value: Any) -> Any:
         return (int(value[0]), int(value[1]))
     if key == "DEFAULT_STOMP_QUEUE_HEADERS":
         return MappingProxyType({str(k): _header_value(v) for k, v in value.items()})
-    if key in _NUMBER_RANGES:
+    if key in _NUMBER_RANGES and value is not None:
         kind = _NUMBER_RANGES[key][0]
         return kind(value)
     return value
@@ -262,18 +274,45 @@ def _header_value(value: Any) -> str:
     return str(value)
 
 
-_cached: OutboxSettings | None = None
+_cached: tuple[OutboxSettings, list[Problem]] | None = None
+_logged: set[str] = set()
+_CACHE_KEYS = (SETTINGS_NAME, "STOMP_OUTGOING_HEARTBEAT", "STOMP_INCOMING_HEARTBEAT")
 # Values assigned to ``django_outbox_pattern.settings.DEFAULT_*`` (3.x tests patch them): they win over
 # Django's DJANGO_OUTBOX_PATTERN until deleted. Empty in production.
 _overrides: dict[str, Any] = {}
 
 
-def get_settings() -> OutboxSettings:
-    """The current settings, read from Django's settings on first use after any change."""
+def get_settings(*, strict: bool = True) -> OutboxSettings:
+    """The current settings, read from Django's settings on first use after any change.
+
+    Unknown keys and values 3.x coerced never raise (they are logged once, and ``check`` warns). A value
+    nothing can use raises ConfigurationError, unless ``strict=False``: the write path
+    (``Published.save()``) then gets the default for it and never fails because of the settings.
+    """
     global _cached
     if _cached is None:
-        _cached = OutboxSettings.from_mapping({**_django_mapping(), **_overrides})
-    return _cached
+        from django_outbox_pattern import coercion
+
+        found = coercion.review({**_django_mapping(), **_overrides}, coercion.top_level_settings())
+        for key, message, hint in found.errors + found.unknown + found.coerced:
+            _log_once(f"{SETTINGS_NAME}[{key!r}] {message} ({hint})")
+        _cached = (OutboxSettings._from_values(found.values), found.errors)
+    current, errors = _cached
+    if errors and strict:
+        raise exceptions.ConfigurationError(_describe(errors) + " Run `python manage.py check`.")
+    return current
+
+
+def _describe(errors: list[Problem]) -> str:
+    return f"Invalid {SETTINGS_NAME} settings: " + "; ".join(
+        f"{key}: {message}" for key, message, _ in errors
+    )
+
+
+def _log_once(text: str) -> None:
+    if text not in _logged:
+        _logged.add(text)
+        logging.getLogger(__name__).warning(text, extra={"action": "settings_problem_found"})
 
 
 def _django_mapping() -> dict[str, Any]:
@@ -302,7 +341,7 @@ def clear_override(key: str) -> None:
 def clear_cache(**kwargs: Any) -> None:
     """Receiver for ``setting_changed``: forget the cached settings."""
     global _cached
-    if kwargs.get("setting") in (None, SETTINGS_NAME):
+    if kwargs.get("setting") in (None, *_CACHE_KEYS):
         _cached = None
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import uuid
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
+
+from django_outbox_pattern.core import requestid
 
 ID_HEADER = "dop-msg-id"
 DESTINATION_HEADER = "dop-msg-destination"
@@ -17,15 +22,27 @@ PROTECTED_HEADERS = frozenset({ID_HEADER, DESTINATION_HEADER, TYPE_HEADER, SENT_
 
 
 def generate_headers(message: Any) -> dict[str, str]:
-    """The default DEFAULT_GENERATE_HEADERS: identity, destination, type, time and correlation id."""
-    msg_id = str(message.id)
+    """The default DEFAULT_GENERATE_HEADERS: identity, destination, type, time and correlation id.
+
+    As 3.x: the time as Django's JSON encoder writes it (``2026-12-04T15:37:22.362Z``); the correlation id
+    is the current request id (request-id-django-log's, or the message a callback is handling), else new.
+    """
     return {
-        ID_HEADER: msg_id,
+        ID_HEADER: str(message.id),
         DESTINATION_HEADER: message.destination,
         TYPE_HEADER: message.__class__.__name__,
-        SENT_TIME_HEADER: timezone.now().isoformat(),
-        CORRELATION_HEADER: msg_id,
+        SENT_TIME_HEADER: json_time(timezone.now()),
+        CORRELATION_HEADER: requestid.current() or str(uuid.uuid4()),
     }
+
+
+def json_time(value: Any) -> str:
+    """A date, time or datetime as ``DjangoJSONEncoder`` writes it (milliseconds, ``Z`` for UTC); any
+    other object with ``isoformat()`` (or an aware time, which that encoder refuses) as it says."""
+    if isinstance(value, (datetime.date, datetime.time)):  # datetime is a date
+        with contextlib.suppress(ValueError):
+            return str(DjangoJSONEncoder().default(value))
+    return str(value.isoformat())
 
 
 def get_message_headers(published: Any) -> dict[str, Any]:
@@ -36,7 +53,8 @@ def get_message_headers(published: Any) -> dict[str, Any]:
     """
     from django_outbox_pattern import conf, tracing
 
-    generate = conf.import_object(conf.get_settings().DEFAULT_GENERATE_HEADERS)
+    # strict=False: a settings problem never fails a save (the relay and `check` report it).
+    generate = conf.import_object(conf.get_settings(strict=False).DEFAULT_GENERATE_HEADERS)
     generated = {str(k): _as_text(v) for k, v in (generate(published) or {}).items()}
     custom = {str(k): _as_text(v) for k, v in (published.headers or {}).items()}
     merged = {
@@ -54,7 +72,7 @@ def _as_text(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if hasattr(value, "isoformat"):
-        return str(value.isoformat())
+        return json_time(value)
     if isinstance(value, (int, float, uuid.UUID)):
         return str(value)
     return value

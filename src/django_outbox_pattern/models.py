@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from django_outbox_pattern.choices import StatusChoice
@@ -53,11 +54,13 @@ class Published(models.Model):
     retry = models.PositiveIntegerField(default=0)
     status = models.IntegerField(choices=StatusChoice.choices, default=StatusChoice.SCHEDULE)
     headers = models.JSONField(default=dict)
+    # Columns added after 3.x's 0006 have a database default too (db_default), so a 3.x release still
+    # running beside this one, or rolled back to, can insert rows (expand-then-contract; README).
     # Not claimable before this time: the next retry after a failure, or the end of a relay's lease.
-    available_at = models.DateTimeField(default=timezone.now)
+    available_at = models.DateTimeField(default=timezone.now, db_default=Now())
     # Which relay holds the lease (empty when none does).
-    locked_by = models.CharField(max_length=64, blank=True, default="")
-    last_error = models.TextField(blank=True, default="")
+    locked_by = models.CharField(max_length=64, blank=True, default="", db_default="")
+    last_error = models.TextField(blank=True, default="", db_default="")
     published_at = models.DateTimeField(null=True, blank=True)
 
     objects = PublishedQuerySet.as_manager()

@@ -80,7 +80,7 @@ def setup(
     for key, (value, flag) in (flags or {}).items():
         if value is not None:
             merged[key], sources[key] = value, f"flag {flag}"
-    outbox = conf.OutboxSettings.from_mapping(merged)
+    outbox = conf.OutboxSettings.from_mapping(*_heart_beats(merged, sources))
     if _configured_here:
         settings.DJANGO_OUTBOX_PATTERN = merged
         conf.clear_cache()
@@ -99,6 +99,15 @@ def setup(
     config_file = found[0] if found else None
     described = dburl.describe(entry) if entry.get("ENGINE") not in (None, "django.db.backends.dummy") else {}
     return Resolved(outbox, sources, module, module_source, config_file, described, db_source)
+
+
+def _heart_beats(merged: dict[str, Any], sources: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The 3.x heart-beat overrides of the Django settings apply, unless a file, env or flag set them."""
+    from django_outbox_pattern import coercion
+
+    if sources.get("DEFAULT_STOMP_HEARTBEATS", "default").startswith(("default", "django")):
+        return merged, coercion.top_level_settings()
+    return {k: v for k, v in merged.items() if k not in coercion.HEARTBEAT_OVERRIDES}, {}
 
 
 _configured_here = False
@@ -158,7 +167,10 @@ def _ensure_mysql_driver() -> None:
 
 
 def _check_django_mapping(mapping: Any, module: str) -> None:
-    for key, message, hint in conf.validate(mapping):
+    from django_outbox_pattern import coercion
+
+    # read as the Django app reads it: unknown keys and values 3.x coerced are not errors (check warns)
+    for key, message, hint in coercion.review(mapping).errors:
         raise config.ConfigFileError(
             f"django settings {module}: {conf.SETTINGS_NAME}[{key!r}] {message} ({hint})"
         )

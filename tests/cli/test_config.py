@@ -277,3 +277,14 @@ def test_the_examples_are_valid(name: str, monkeypatch: pytest.MonkeyPatch) -> N
         assert layer.database["PASSWORD"] == "x" and layer.database["HOST"] == "db.internal"
     else:
         assert layer.settings_module == "mysite.settings"
+
+
+def test_django_settings_are_read_as_3x_read_them(cli, tmp_path: Path) -> None:
+    """Unknown keys are no error; the 3.x heart-beat overrides apply unless outboxctl's layers set them."""
+    from django.test import override_settings
+
+    mapping = {"DEFAULT_STOMP_OUTGOING_HEARTBEAT": 1234, "A_KEY_OF_ANOTHER_RELEASE": 1}
+    with override_settings(DJANGO_OUTBOX_PATTERN=mapping, STOMP_INCOMING_HEARTBEAT=4321):
+        assert config_json(cli)["settings"]["DEFAULT_STOMP_HEARTBEATS"]["value"] == [1234, 4321]
+        write(tmp_path / "outboxctl.toml", "[broker]\nheartbeats = [3000, 3000]\n")
+        assert config_json(cli)["settings"]["DEFAULT_STOMP_HEARTBEATS"]["value"] == [3000, 3000]

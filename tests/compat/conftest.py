@@ -21,12 +21,6 @@ from tests.conftest import service_missing
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 UPSTREAM_DIR = pathlib.Path(__file__).resolve().parent / "upstream"
 SIDE_PYTHON = pathlib.Path(os.environ.get("OUTBOX_COMPAT_PYTHON") or ROOT / ".venv-321" / "bin" / "python")
-NEEDS_COMPAT_WIRE = "needs compat-wire branch"
-
-
-def compat_wire(reason: str) -> pytest.MarkDecorator:
-    """Marks a test that fails until the queue-declaration / schema-default fixes land."""
-    return pytest.mark.xfail(strict=False, reason=f"{NEEDS_COMPAT_WIRE}: {reason}")
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,7 @@
 """3.2.1 (subprocesses in .venv-321) and this project against the same PostgreSQL database and RabbitMQ.
 
 Each test is one step of a real migration: 3.2.1 declared the queues, wrote rows, relayed and consumed
-before the switch, keeps doing so while both run, and again after a rollback. Tests that need the
-queue-declaration and schema-default fixes are marked ``compat_wire`` (xfail until they land).
+before the switch, keeps doing so while both run, and again after a rollback.
 """
 
 from __future__ import annotations
@@ -15,16 +14,13 @@ from django_outbox_pattern import payloads
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.factories import factory_producer
 from django_outbox_pattern.models import Published, Received
-from tests.compat.conftest import Upstream, compat_wire
+from tests.compat.conftest import Upstream
 from tests.support.broker_helpers import QueueDrain
 from tests.support.consumers import make_consumer
 from tests.support.relay_helpers import make_relay, make_settings
 from tests.support.runner import running, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.broker]
-
-DLQ_HEADERS = "3.2.1 declares DLQ.<q> with x-dead-letter-routing-key DLQ.DLQ.DLQ.<q>"
-DB_DEFAULTS = "columns added after 0006 need database defaults for 3.2.1's INSERT"
 
 
 def relay_all() -> None:
@@ -44,7 +40,6 @@ class Calls:
         payload.save()
 
 
-@compat_wire(DLQ_HEADERS)
 def test_ours_consumes_the_queues_3_2_1_declared(upstream: Upstream, unique_name: str) -> None:
     topic = f"/topic/{unique_name}"
     assert upstream.run("declare", {"destination": topic, "queue": unique_name}) == {
@@ -60,7 +55,6 @@ def test_ours_consumes_the_queues_3_2_1_declared(upstream: Upstream, unique_name
     assert calls.ids == [str(row.id)]
 
 
-@compat_wire(DB_DEFAULTS)
 def test_rows_3_2_1_writes_after_our_migrations_are_relayed_by_ours(
     upstream: Upstream, unique_name: str
 ) -> None:
@@ -122,7 +116,6 @@ def test_messages_are_processed_once_across_both_versions(upstream: Upstream, un
     assert result == {"handled": 2, "called": []}
 
 
-@compat_wire(f"{DB_DEFAULTS}; {DLQ_HEADERS}")
 def test_rollback_to_3_2_1_after_ours_ran(upstream: Upstream, unique_name: str) -> None:
     topic = f"/topic/{unique_name}"
     calls = Calls()

@@ -1,8 +1,10 @@
-"""Queues declared by the 2.x/3.x releases keep working: same x- arguments, no precondition_failed."""
+"""Queues declared by 3.2.1 (and 2.x) keep working both ways: same properties and x- arguments, so neither
+version gets precondition_failed or resource_locked on the queues the other declared."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 from django.db import transaction
@@ -17,25 +19,33 @@ from tests.support.stomp_tools import assert_queue_empty, publish, read, setting
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.broker]
 
 
+def headers_of_321(queue: str, *, dlq: bool, exclusive: bool = False) -> dict[str, Any]:
+    """The SUBSCRIBE headers django-outbox-pattern 3.2.1 sends (its ``Consumer._subscribe``), values as it
+    passes them to stomp.py: the settings headers, ``exclusive`` as a Python bool (sent as "False"/"True"),
+    ``x-queue-name`` and the x- arguments; the DLQ's routing key carries three ``DLQ.`` prefixes."""
+    name = f"DLQ.{queue}" if dlq else queue
+    return {
+        "durable": "true",
+        "auto-delete": "false",
+        "prefetch-count": "1",
+        "exclusive": exclusive,
+        "x-queue-name": name,
+        "x-dead-letter-routing-key": f"DLQ.DLQ.{name}" if dlq else f"DLQ.{name}",
+        "x-dead-letter-exchange": "",
+    }
+
+
 def declare_the_old_way(destination: str, queue: str) -> None:
-    """What 2.x/3.x did: SUBSCRIBE (ack=client) to `DLQ.<queue>` then to the destination, with the settings
-    headers plus exclusive (a Python bool, so "False") and the x- arguments; UNSUBSCRIBE; disconnect."""
-    base = {"durable": "true", "auto-delete": "false", "prefetch-count": "1", "exclusive": "False"}
-    dlq = f"DLQ.{queue}"
+    """What 3.2.1 does on start: SUBSCRIBE (ack=client) to the bare destination ``DLQ.<queue>`` and
+    UNSUBSCRIBE, then SUBSCRIBE to the destination; each must be confirmed without an ERROR."""
     t = StompTransport(settings_with())
     t.connect()
     try:
-        for dest, name, sub_id in ((dlq, dlq, "old-dlq"), (destination, queue, "old-main")):
+        for dest, dlq, sub_id in ((f"DLQ.{queue}", True, "old-dlq"), (destination, False, "old-main")):
             receipt = new_receipt_id()
-            headers = {
-                **base,
-                "x-queue-name": name,
-                "x-dead-letter-routing-key": f"DLQ.{name}",
-                "x-dead-letter-exchange": "",
-                "receipt": receipt,
-            }
-            t.subscribe(dest, sub_id, headers, ack="client")
+            t.subscribe(dest, sub_id, {**headers_of_321(queue, dlq=dlq), "receipt": receipt}, ack="client")
             assert t.wait_for_receipts([receipt], 10) == {receipt}, t.last_error
+            assert t.last_error is None and t.is_connected()
             t.unsubscribe(sub_id)
     finally:
         t.disconnect()
@@ -69,6 +79,46 @@ def test_queues_declared_by_earlier_releases_are_consumed_without_error(
     dead = read(settings, f"DLQ.{unique_name}", 1)  # dead-lettered into the old DLQ
     assert [m.headers["dop-msg-id"] for m in dead] == ["refused"]
     assert_queue_empty(settings, unique_name)
+
+
+def test_321_can_declare_the_queues_after_ours_did_a_rollback(
+    unique_name: str, broker_available: None
+) -> None:
+    destination = f"/topic/{unique_name}"
+    c = make_consumer(save_or_nack, destination)
+    with running(c):
+        publish(settings_with(), destination, [('{"ok": false}', {"dop-msg-id": "refused"})])
+        assert wait_until(lambda: c.stats.nacked == 1)
+    declare_the_old_way(destination, unique_name)  # asserts: confirmed, no ERROR, still connected
+    dead = read(settings_with(), f"DLQ.{unique_name}", 1)
+    assert [m.headers["dop-msg-id"] for m in dead] == ["refused"]
+
+
+def test_exclusive_queues_are_declared_as_321_did(unique_name: str, broker_available: None) -> None:
+    """DEFAULT_EXCLUSIVE_QUEUE: both queues belong to the consumer's connection (locked for any other)
+    and go away with it, as with 3.2.1; a NACK while it runs lands in its own DLQ."""
+    destination = f"/topic/{unique_name}"
+    c = make_consumer(save_or_nack, destination, DEFAULT_EXCLUSIVE_QUEUE=True)
+    with running(c):
+        publish(settings_with(), destination, [('{"ok": false}', {"dop-msg-id": "refused"})])
+        assert wait_until(lambda: c.stats.nacked == 1)
+        for queue in (unique_name, f"DLQ.{unique_name}"):
+            assert "resource_locked" in refusal(f"/amq/queue/{queue}")
+        assert c.stats.reconnects == c.stats.errors == 0
+    for queue in (unique_name, f"DLQ.{unique_name}"):
+        assert "not_found" in refusal(f"/amq/queue/{queue}")  # exclusive: gone with the connection
+
+
+def refusal(destination: str) -> str:
+    """The broker's ERROR for a SUBSCRIBE to ``destination`` from another connection."""
+    t = StompTransport(settings_with())
+    t.connect()
+    try:
+        t.subscribe(destination, "probe", {"receipt": new_receipt_id()}, ack="client-individual")
+        assert wait_until(lambda: t.last_error is not None)
+        return str(t.last_error).lower().replace(" ", "_")
+    finally:
+        t.disconnect()
 
 
 def test_our_consumer_redeclares_its_own_queues(unique_name: str, broker_available: None) -> None:

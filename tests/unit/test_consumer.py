@@ -99,7 +99,7 @@ def test_the_dlq_is_declared_with_its_own_arguments_before_the_main_subscription
     assert (first_dest, first["x-queue-name"], first["x-dead-letter-routing-key"]) == (
         DLQ,
         "DLQ.orders",
-        "DLQ.DLQ.orders",
+        "DLQ.DLQ.DLQ.orders",
     )
     assert (second_dest, second["x-queue-name"], second["x-dead-letter-routing-key"]) == (
         DEST,
@@ -108,6 +108,17 @@ def test_the_dlq_is_declared_with_its_own_arguments_before_the_main_subscription
     )
     # the DLQ was declared on a short-lived connection of its own
     assert factory.made[0].connects == 1 and not factory.made[0].is_connected()
+
+
+def test_an_exclusive_dlq_is_declared_on_the_consumer_connection_as_3x_did(
+    make: Any, factory: TransportFactory
+) -> None:
+    c = make(saving([]), DEFAULT_EXCLUSIVE_QUEUE=True)
+    with running(c):
+        pass
+    (first_dest, first), (second_dest, second) = factory.subscribes[:2]
+    assert (first_dest, first["exclusive"], second_dest, second["exclusive"]) == (DLQ, "true", DEST, "true")
+    assert len(factory.made) == 1  # an exclusive queue dies with its connection: no short-lived one
 
 
 def test_declaring_the_dlq_leaves_its_messages_there(make: Any, factory: TransportFactory) -> None:

@@ -203,6 +203,32 @@ def test_a_callback_slower_than_the_shutdown_timeout_is_abandoned(
         release.set()
 
 
+def test_a_shutdown_timeout_of_none_waits_for_the_callback_without_a_limit(
+    make: Any, factory: TransportFactory
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def callback(payload: payloads.Payload) -> None:
+        entered.set()
+        release.wait(30)
+        payload.save()
+
+    c = make(callback, DEFAULT_CONSUMER_SHUTDOWN_TIMEOUT=None)  # 3.x: None waits for ever
+    factory.broker.publish(DEST, "{}", {"dop-msg-id": "slow"})
+    stopper = threading.Thread(target=c.stop)
+    try:
+        with running(c) as thread:
+            assert entered.wait(5)
+            stopper.start()
+            stopper.join(5)
+            thread.join(0.5)  # bounded: the consumer must still be waiting for the callback
+            assert thread.is_alive()
+            release.set()
+    finally:
+        release.set()
+    assert c.stats.processed == 1 and not factory.broker.messages(DEST)
+
+
 def test_a_stop_during_a_retry_wait_leaves_the_message_to_the_broker(
     make: Any, factory: TransportFactory
 ) -> None:

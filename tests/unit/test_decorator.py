@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -131,7 +132,9 @@ def test_published_create_inside_callers_atomic() -> None:
     assert row.headers["dop-msg-id"] == str(row.id)
     assert row.headers["dop-msg-destination"] == "your_destination"
     assert row.headers["dop-msg-type"] == "Published"
-    assert row.headers["dop-correlation-id"] == str(row.id)
+    # as 3.2.1: a new id when there is no current request id (this asserted the row id before)
+    correlation = row.headers["dop-correlation-id"]
+    assert str(uuid.UUID(correlation)) == correlation != str(row.id)
     assert row.headers["dop-msg-sent-time"]
 
 

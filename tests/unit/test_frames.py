@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import pytest
 from stomp import protocol, utils
 
+from django_outbox_pattern import conf
 from django_outbox_pattern.broker.frames import FrameEncoder
 
 PROTOCOLS = {"1.0": protocol.Protocol10, "1.1": protocol.Protocol11, "1.2": protocol.Protocol12}
@@ -109,3 +111,36 @@ def test_only_stomp_pys_own_connection_classes_get_the_direct_writer() -> None:
         pass
 
     assert transport._frame_encoder(Custom(host_and_ports=[("127.0.0.1", 1)])) is None
+
+
+class _Writer:
+    """Stands in for a stomp.py transport: records what was written and where."""
+
+    def __init__(self, blocking: bool | None, queue: bool) -> None:
+        self.blocking = blocking
+        self.sent: list[bytes] = []
+        self.queued: list[bytes] = []
+        if queue:
+            self.send_queue = types.SimpleNamespace(put=self.queued.append)
+
+    def send(self, data: bytes) -> None:
+        self.sent.append(data)
+
+
+@pytest.mark.parametrize(
+    ("blocking", "queue", "where"),
+    [
+        (None, False, "sent"),  # stomp.py 8: no send_queue, `blocking` stays None
+        (True, True, "sent"),  # stomp.py 9, plain TCP
+        (False, True, "queued"),  # stomp.py 9 over TLS: its receiver thread writes
+    ],
+)
+def test_encoded_frames_are_written_the_way_each_stomp_py_version_writes(
+    blocking: bool | None, queue: bool, where: str
+) -> None:
+    from django_outbox_pattern.broker import transport
+
+    writer = _Writer(blocking, queue)
+    stomp_transport = transport.StompTransport(conf.OutboxSettings())
+    stomp_transport._write(types.SimpleNamespace(transport=writer), b"frame", "send")
+    assert getattr(writer, where) == [b"frame"]

@@ -204,7 +204,7 @@ def test_producer_send_event_refuses_an_unsendable_message_before_connecting() -
 def test_a_setting_without_effect_is_warned_about() -> None:
     with override_settings(DJANGO_OUTBOX_PATTERN={"DEFAULT_CONSUMER_PROCESS_MSG_ON_BACKGROUND": True}):
         messages = checks.check_settings()
-    assert [m.id for m in messages] == ["django_outbox_pattern.W010"]
+    assert [m.id for m in messages] == ["django_outbox_pattern.W012"]
     assert messages[0].level == django_checks.WARNING
     assert "worker thread" in messages[0].msg
 

@@ -100,11 +100,11 @@ def test_dead_letter_headers_match_the_earlier_releases(settings: conf.OutboxSet
         "exclusive": "false",
         "x-queue-name": "DLQ.orders",
         "x-dead-letter-exchange": "",
-        "x-dead-letter-routing-key": "DLQ.DLQ.orders",
+        "x-dead-letter-routing-key": "DLQ.DLQ.DLQ.orders",  # three prefixes, as 3.2.1 declares it
     }
 
 
-def test_exclusive_and_prefetch_come_from_the_settings_but_the_dlq_is_never_exclusive() -> None:
+def test_exclusive_and_prefetch_come_from_the_settings_for_both_queues() -> None:
     settings = conf.OutboxSettings.from_mapping(
         {
             "DEFAULT_EXCLUSIVE_QUEUE": True,
@@ -116,7 +116,7 @@ def test_exclusive_and_prefetch_come_from_the_settings_but_the_dlq_is_never_excl
     assert main["prefetch-count"] == "50"
     assert main["durable"] == "true"
     assert "auto-delete" not in main  # only what the settings say, as before
-    assert queues.dead_letter_headers(settings, "q")["exclusive"] == "false"
+    assert queues.dead_letter_headers(settings, "q")["exclusive"] == "true"  # as 3.2.1: both exclusive
 
 
 def test_settings_headers_are_never_mutated(settings: conf.OutboxSettings) -> None:

@@ -36,6 +36,7 @@ def test_encode_serialises_django_types_and_forces_content_type_and_persistence(
         {
             "x-count": 3,
             "x-flag": True,
+            "x-none": None,  # no header, as stomp.py (and so 3.x) sends it
             "persistent": "false",
             "content-type": "text/plain",
             "receipt": "mine",
@@ -90,7 +91,6 @@ def test_only_a_too_large_message_is_refused_for_good() -> None:
     ("body", "headers", "match"),
     [
         ({"x": object()}, {}, "not JSON-serialisable"),
-        ({}, {"x": None}, "header 'x' is a NoneType"),
         ({}, {"x": ["a"]}, "header 'x' is a list"),
         ({}, {"x": "a\0b"}, "NUL"),
         ({}, {1: "a"}, "header name 1"),

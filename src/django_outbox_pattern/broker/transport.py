@@ -260,11 +260,15 @@ class StompTransport:
 
     def _write(self, conn: Any, data: bytes, what: str) -> None:
         """Hand encoded frames to stomp.py's writer, as its own ``transmit()`` does."""
+        writer = conn.transport
         with wrap_errors(what):
-            if getattr(conn.transport, "blocking", True):
-                conn.transport.send(data)  # under stomp.py's socket lock
-            else:  # TLS: stomp.py's receiver thread writes
-                conn.transport.send_queue.put(data)
+            # stomp.py 9 over TLS (``blocking`` is False): its receiver thread writes from ``send_queue``.
+            # Otherwise, and always on stomp.py 8 (``blocking`` stays None, no ``send_queue``), the caller
+            # writes under stomp.py's socket lock.
+            if getattr(writer, "blocking", None) is False and getattr(writer, "send_queue", None) is not None:
+                writer.send_queue.put(data)
+            else:
+                writer.send(data)
 
     def wait_for_receipts(self, receipts: Collection[str], timeout: float) -> set[str]:
         """Wait until every receipt arrived, the connection closed, or the timeout; return those that came."""

@@ -27,7 +27,11 @@ class Message:
         body = frame.body
         if isinstance(body, str):
             body = body.encode("utf-8")
-        return cls(headers=dict(frame.headers), body=body or b"")
+        headers = dict(frame.headers)
+        # RabbitMQ copies a SEND's `receipt` header into the message: it means nothing to a consumer, and
+        # 3.x producers (which asked for no receipts) never sent it.
+        headers.pop("receipt", None)
+        return cls(headers=headers, body=body or b"")
 
     @property
     def ack_id(self) -> str:

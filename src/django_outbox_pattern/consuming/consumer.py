@@ -5,9 +5,10 @@
 - The worker thread takes the messages waiting on the hand-off queue (up to PRECHECK_MAX), looks up in
   one query which of them are in the inbox already, then handles them one at a time: skips a duplicate,
   else builds the ``Payload`` and runs the callback. ``DEFAULT_CONSUMER_PROCESS_MSG_ON_BACKGROUND`` has
-  no effect (system check W010): callbacks always run on this worker, never on the receiver thread.
+  no effect (system check W012): callbacks always run on this worker, never on the receiver thread.
 - The supervisor (``run()``) declares ``DLQ.<queue>`` on a short-lived connection (frames that
-  subscription receives are requeued when it closes), connects, subscribes with ``client-individual``
+  subscription receives are requeued when it closes; an exclusive one on its own connection, which owns
+  it), connects, subscribes with ``client-individual``
   acks, watches the connection and deletes old inbox rows. When the connection is lost it reconnects
   with backoff on a *new* transport (the backoff starts over only once a connection stayed up for
   ``STABLE_CONNECTION_S``): messages of the old connection are never acked on the new one
@@ -175,12 +176,16 @@ class Consumer:
     def _open(self) -> None:
         """Declare the DLQ, then connect a new transport and subscribe to the destination."""
         self._close_transport()
-        self._declare_dead_letter_queue()
+        exclusive = self._settings.DEFAULT_EXCLUSIVE_QUEUE
+        if not exclusive:
+            self._declare_dead_letter_queue(None)
         conn = self._new_transport()
         conn.set_message_handler(functools.partial(self._receive, conn))
         self._drop_stale()
         self._transport = conn
         conn.connect()
+        if exclusive:
+            self._declare_dead_letter_queue(conn)
         self._subscribe(conn, self.destination, self._subscription, self._headers)
         if self._subscribed_before:
             self._count("reconnects")
@@ -194,15 +199,20 @@ class Consumer:
             extra={"action": "consumer_subscribed", "queue": self.queue, "destination": self.destination},
         )
 
-    def _declare_dead_letter_queue(self) -> None:
-        """Declare DLQ.<queue> on its own connection; closing it requeues anything it was sent."""
-        conn = self._new_transport()
-        conn.connect()
+    def _declare_dead_letter_queue(self, main: transport.Transport | None) -> None:
+        """Declare DLQ.<queue> on a connection of its own (closing it requeues anything it was sent), or,
+        exclusive, on the consumer's connection ``main`` (it owns the queue, which is new and empty)."""
+        conn = main or self._new_transport()
+        if main is None:
+            conn.connect()
         try:
             headers = queues.dead_letter_headers(self._settings, self.queue)
             self._subscribe(conn, queues.dead_letter_destination(self.queue), "dop-declare", headers)
+            if main is not None:
+                conn.unsubscribe("dop-declare")
         finally:
-            conn.disconnect()
+            if main is None:
+                conn.disconnect()
 
     def _subscribe(
         self, conn: transport.Transport, destination: str, sub_id: str, headers: transport.Headers

@@ -18,10 +18,10 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from django_outbox_pattern import conf, exceptions, payloads, tracing
+from django_outbox_pattern import conf, exceptions, headers, payloads, tracing
 from django_outbox_pattern.broker import transport
 from django_outbox_pattern.consuming import inbox
-from django_outbox_pattern.core import backoff
+from django_outbox_pattern.core import backoff, requestid
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,14 @@ class Processor:
         self._checked = ids
 
     def handle(self, source: transport.Transport, message: transport.Message) -> None:
-        """Process one message received on ``source``, retrying transient database errors."""
+        """Process one message received on ``source``, retrying transient database errors.
+
+        Meanwhile its ``dop-correlation-id`` (a new one if it has none) is the current request id, so the
+        outbox rows the callback writes carry it on (as 3.x did)."""
+        with requestid.bound(message.headers.get(headers.CORRELATION_HEADER)):
+            self._handle(source, message)
+
+    def _handle(self, source: transport.Transport, message: transport.Message) -> None:
         try:
             msg_id = inbox.message_id(message.headers)
         except exceptions.MessageDecodeError:

@@ -1,18 +1,21 @@
 """Pure functions naming the consumer's queues and building their SUBSCRIBE headers.
 
-The headers are byte-compatible with the queues that the 2.x/3.x releases declared, because RabbitMQ
-refuses to redeclare a queue with different ``x-`` arguments (``precondition_failed``) and closes the
-connection:
+The queues are declared with the names, properties and arguments that the 2.x/3.x releases (3.2.1 is the
+reference) give them, because RabbitMQ refuses to redeclare a queue with other ``x-`` arguments
+(``precondition_failed``) or another ``exclusive`` flag (``resource_locked``) and closes the connection:
 
 - the main queue: ``DEFAULT_STOMP_QUEUE_HEADERS`` (durable, not auto-delete, prefetch), ``exclusive``
   from ``DEFAULT_EXCLUSIVE_QUEUE``, ``x-queue-name: <queue>``, ``x-dead-letter-exchange: ""`` and
   ``x-dead-letter-routing-key: DLQ.<queue>``;
-- the dead-letter queue ``DLQ.<queue>``: the same base headers, ``x-queue-name: DLQ.<queue>``,
-  ``x-dead-letter-exchange: ""`` and ``x-dead-letter-routing-key: DLQ.DLQ.<queue>``.
+- the dead-letter queue ``DLQ.<queue>``: the same base headers and ``exclusive`` flag,
+  ``x-queue-name: DLQ.<queue>``, ``x-dead-letter-exchange: ""`` and
+  ``x-dead-letter-routing-key: DLQ.DLQ.DLQ.<queue>`` (three prefixes: what 3.x has always declared).
 
-The DLQ is always declared non-exclusive: an exclusive queue is deleted with the connection that
-declared it, which would silently drop every dead letter (``exclusive`` is a queue property, not an
-``x-`` argument, so this never causes ``precondition_failed``). The settings mapping is never mutated.
+An exclusive queue (RabbitMQ then also makes it non-durable) lives only as long as the connection that
+declared it, so with ``DEFAULT_EXCLUSIVE_QUEUE`` the consumer declares both on its own connection, as 3.x
+did. Where the headers are spelled differently from 3.x (``exclusive: true``, not Python's ``True``; the
+DLQ addressed as ``/queue/DLQ.<queue>``, not a bare ``DLQ.<queue>``), RabbitMQ declares the same queue.
+The settings mapping is never mutated.
 """
 
 from __future__ import annotations
@@ -117,10 +120,10 @@ def subscribe_headers(settings: conf.OutboxSettings, queue: str) -> dict[str, st
 
 
 def dead_letter_headers(settings: conf.OutboxSettings, queue: str) -> dict[str, str]:
-    """SUBSCRIBE headers that declare ``DLQ.<queue>`` exactly as earlier releases did (never exclusive)."""
+    """SUBSCRIBE headers that declare ``DLQ.<queue>`` exactly as 3.x did (``DLQ.DLQ.DLQ.<queue>`` too)."""
     dlq = dead_letter_queue(queue)
-    headers = _base_headers(settings, exclusive=False)
+    headers = _base_headers(settings, exclusive=settings.DEFAULT_EXCLUSIVE_QUEUE)
     headers["x-queue-name"] = dlq
     headers["x-dead-letter-exchange"] = ""
-    headers["x-dead-letter-routing-key"] = dead_letter_queue(dlq)
+    headers["x-dead-letter-routing-key"] = f"{DEAD_LETTER_PREFIX}{DEAD_LETTER_PREFIX}{dlq}"
     return headers

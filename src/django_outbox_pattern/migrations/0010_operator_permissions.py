@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("django_outbox_pattern", "0008_published_relay_columns")]
+    dependencies = [("django_outbox_pattern", "0009_published_db_defaults")]
 
     operations = [
         migrations.AlterModelOptions(

@@ -37,7 +37,8 @@ def rows_inserted(using: str | None = None) -> None:
     """Ask for one NOTIFY after the current transaction commits (PostgreSQL, DEFAULT_RELAY_NOTIFY on)."""
     alias = using or "default"
     conn = connections[alias]
-    if conn.vendor != "postgresql" or not conf.get_settings().DEFAULT_RELAY_NOTIFY:
+    # strict=False: on the write path (Published.save) a settings problem never raises
+    if conn.vendor != "postgresql" or not conf.get_settings(strict=False).DEFAULT_RELAY_NOTIFY:
         return
     callback = _callback_for(alias)
     if conn.in_atomic_block and any(entry[1] is callback for entry in conn.run_on_commit):

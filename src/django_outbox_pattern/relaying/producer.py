@@ -163,6 +163,8 @@ def encode(
     for name, value in (message_headers or {}).items():
         if not isinstance(name, str) or not name or "\0" in name:
             raise exceptions.UnsendableMessage(f"header name {name!r} is not a non-empty string")
+        if value is None:  # stomp.py writes no header for None, so 3.x sent such rows without it
+            continue
         if name.lower() not in RESERVED_HEADERS:
             wire[name] = _header_text(name, value)
     wire.update(FORCED_HEADERS)
