@@ -13,8 +13,8 @@ import pytest
 from django_outbox_pattern import conf, exceptions
 from django_outbox_pattern.broker import transport
 from django_outbox_pattern.choices import StatusChoice
+from django_outbox_pattern.core import observer as observing
 from django_outbox_pattern.models import Published
-from django_outbox_pattern.ops import observability
 from outboxctl.exit_codes import ExitCode
 from tests.cli.conftest import child_env, cli_command, make_published, run_cli
 from tests.cli.standins import StandInBatch
@@ -34,7 +34,7 @@ def test_flags_reach_the_relay_and_the_settings(cli, relay_standin, broker_avail
     assert settings.DEFAULT_RELAY_NOTIFY is False
     observer = relay_standin.kwargs.pop("observer")
     assert relay_standin.kwargs == {"chunk_size": 7, "poll_interval": 0.5, "notify": False}
-    assert type(observer) is observability.NullObserver  # no --metrics-port / --health-file
+    assert type(observer) is observing.NullObserver  # no --metrics-port / --health-file
 
 
 def test_defaults_pass_none(cli, relay_standin, broker_available) -> None:

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from django_outbox_pattern import exceptions
+from django_outbox_pattern.core import observer as observing
 from django_outbox_pattern.ops import backlog, metrics, observability
 
 
@@ -157,4 +158,4 @@ def test_without_prometheus_client_asking_for_metrics_says_what_to_install(
     # everything else keeps working
     observer = observability.build_observer(health_file=str(tmp_path / "alive"))
     observer.heartbeat()
-    assert isinstance(observability.build_observer(), observability.NullObserver)
+    assert isinstance(observability.build_observer(), observing.NullObserver)

@@ -33,7 +33,7 @@ from django_outbox_pattern import conf, exceptions
 from django_outbox_pattern.broker import transport
 from django_outbox_pattern.consuming import handling, inbox, queues
 from django_outbox_pattern.core import backoff
-from django_outbox_pattern.ops import observability
+from django_outbox_pattern.core import observer as observing
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +75,10 @@ class Consumer:
         settings: conf.OutboxSettings,
         transport_factory: TransportFactory,
         store: inbox.InboxStore | None = None,
-        observer: observability.Observer | None = None,
+        observer: observing.Observer | None = None,
     ) -> None:
         self.queue = queues.queue_name_for(destination, queue_name)
-        self._observer = observability.shielded(observer)
+        self._observer = observing.shielded(observer)
         self.destination = destination
         self._settings = settings
         self._new_transport = transport_factory
@@ -363,7 +363,7 @@ def build_consumer(
     queue_name: str | None = None,
     *,
     settings: conf.OutboxSettings | None = None,
-    observer: observability.Observer | None = None,
+    observer: observing.Observer | None = None,
 ) -> Consumer:
     """A ``Consumer`` over ``StompTransport`` built from the settings (default: the Django settings)."""
     settings = settings or conf.get_settings()

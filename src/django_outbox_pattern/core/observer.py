@@ -1,28 +1,21 @@
 """What the relay and the consumer report while they run: the ``Observer`` protocol and its plain forms.
 
-The engine depends on this module only. Metrics (metrics.py, needs prometheus-client) and the liveness
-heartbeat (health.py) are observers; ``build_observer()`` assembles the ones a command asked for. Every
-method is called on the engine's own thread and must return quickly; ``MultiObserver`` shields the engine
-from an observer that raises, so a broken exporter never stops the relay or the consumer.
+The engine depends on this module only. Metrics (ops/metrics.py, needs prometheus-client) and the liveness
+heartbeat (ops/health.py) are observers; the front-ends assemble the ones a command asked for
+(ops/observability.py). Every method is called on the engine's own thread and must return quickly;
+``MultiObserver`` shields the engine from an observer that raises, so a broken exporter never stops the
+relay or the consumer.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "MultiObserver",
-    "NullObserver",
-    "Observer",
-    "add_arguments",
-    "build_observer",
-    "observer_from_options",
-    "shielded",
-]
+__all__ = ["MultiObserver", "NullObserver", "Observer", "shielded"]
 
 
 @runtime_checkable
@@ -157,57 +150,3 @@ def shielded(observer: Observer | None) -> Observer:
     if type(observer) in (NullObserver, MultiObserver):  # a subclass may raise: shield it
         return observer
     return MultiObserver(observer)
-
-
-def build_observer(
-    *,
-    metrics_port: int | None = None,
-    metrics_addr: str = "127.0.0.1",
-    health_file: str | None = None,
-    component: str = "",
-) -> Observer:
-    """The observers a command asked for (``--metrics-port``, ``--health-file``), shielded from errors.
-
-    With a metrics port this starts the Prometheus HTTP server (raises ConfigurationError when
-    prometheus-client is not installed). Without options it returns a ``NullObserver``.
-    """
-    observers: list[Observer] = []
-    if metrics_port is not None:
-        from django_outbox_pattern.ops import metrics
-
-        outbox_metrics = metrics.default_metrics()
-        metrics.start_metrics_server(metrics_port, addr=metrics_addr, registry=outbox_metrics.registry)
-        observers.append(outbox_metrics)
-    if health_file:
-        from django_outbox_pattern.ops import health
-
-        observers.append(health.HeartbeatObserver(health_file, component=component))
-    if not observers:
-        return NullObserver()
-    return MultiObserver(*observers)
-
-
-def add_arguments(parser: Any) -> None:
-    """``--metrics-port``, ``--metrics-addr`` and ``--health-file`` for an argparse (manage.py) command."""
-    parser.add_argument(
-        "--metrics-port",
-        type=int,
-        default=None,
-        help="serve Prometheus metrics on this port (needs [metrics])",
-    )
-    parser.add_argument(
-        "--metrics-addr", default="127.0.0.1", help="address of the metrics server (default: 127.0.0.1)"
-    )
-    parser.add_argument(
-        "--health-file", default=None, help="write a liveness heartbeat to this file on every pass"
-    )
-
-
-def observer_from_options(options: Mapping[str, Any], *, component: str) -> Observer:
-    """``build_observer()`` from the options ``add_arguments`` declared."""
-    return build_observer(
-        metrics_port=options.get("metrics_port"),
-        metrics_addr=options.get("metrics_addr") or "127.0.0.1",
-        health_file=options.get("health_file"),
-        component=component,
-    )

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from django_outbox_pattern import exceptions
-from django_outbox_pattern.ops import observability
+from django_outbox_pattern.core import observer as observing
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def read_heartbeat(
     return Probe("liveness", True, f"last heartbeat {age_s:.1f}s ago", age_s)
 
 
-class HeartbeatObserver(observability.NullObserver):
+class HeartbeatObserver(observing.NullObserver):
     """Writes the heartbeat file on ``heartbeat()``, at most every ``interval_s``. Checks the path at once."""
 
     def __init__(

@@ -1,6 +1,6 @@
 """Prometheus metrics (optional: ``pip install django-outbox-pattern[metrics]``).
 
-``OutboxMetrics`` is an ``observability.Observer`` that counts what the relay and the consumer report,
+``OutboxMetrics`` is an ``observing.Observer`` that counts what the relay and the consumer report,
 plus a collector that measures the backlog (backlog.py) when Prometheus scrapes, cached for a few
 seconds so frequent scrapes cost one query pair. ``start_metrics_server()`` serves ``/metrics`` on a
 port (loopback by default). Importing this module never fails; using it without prometheus-client
@@ -117,7 +117,7 @@ def _measure_and_release() -> Backlog:
 
 
 class OutboxMetrics:
-    """Counters, gauges and the receipt-latency histogram; an ``observability.Observer``."""
+    """Counters, gauges and the receipt-latency histogram; an ``observing.Observer``."""
 
     def __init__(
         self, registry: CollectorRegistry | None = None, *, backlog: BacklogCollector | None = None

@@ -30,7 +30,7 @@ from typing import Any
 
 from django_outbox_pattern import conf, exceptions
 from django_outbox_pattern.core import backoff
-from django_outbox_pattern.ops import observability
+from django_outbox_pattern.core import observer as observing
 from django_outbox_pattern.relaying import housekeeping, producer, store
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class Batches:
         store: store.OutboxStore,
         producer: producer.Producer,
         settings: conf.OutboxSettings,
-        observer: observability.Observer,
+        observer: observing.Observer,
         clock: Callable[[], datetime.datetime],
         rng: random.Random | None = None,
     ) -> None:

@@ -39,7 +39,7 @@ from django.utils import timezone
 from django_outbox_pattern import conf, exceptions, tracing
 from django_outbox_pattern.broker import transport
 from django_outbox_pattern.core import backoff
-from django_outbox_pattern.ops import observability
+from django_outbox_pattern.core import observer as observing
 from django_outbox_pattern.relaying import batches, housekeeping, producer, store
 
 logger = logging.getLogger(__name__)
@@ -78,10 +78,10 @@ class Relay:
         cache: BaseCache | None = None,
         max_body_bytes: int = producer.MAX_BODY_BYTES,
         rng: random.Random | None = None,
-        observer: observability.Observer | None = None,
+        observer: observing.Observer | None = None,
     ) -> None:
         self.store = store
-        self.observer = observability.shielded(observer)
+        self.observer = observing.shielded(observer)
         self.settings = settings
         self.producer = producer.Producer(
             transport, receipt_timeout=settings.DEFAULT_RECEIPT_TIMEOUT, max_body_bytes=max_body_bytes
@@ -292,7 +292,7 @@ def build_relay(
     chunk_size: int | None = None,
     poll_interval: float | None = None,
     notify: bool | None = None,
-    observer: observability.Observer | None = None,
+    observer: observing.Observer | None = None,
 ) -> Relay:
     """The relay the ``publish`` commands run: settings (default: Django's) with the given overrides."""
     overrides: dict[str, Any] = {
