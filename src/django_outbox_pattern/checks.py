@@ -2,7 +2,8 @@
 
 E001 invalid or unknown DJANGO_OUTBOX_PATTERN key; E002 a class or function setting does not import;
 E003 a @publish serializer method is missing; E004 a @publish field does not exist;
-W001 relaying from SQLite (no row locks between relays: run one relay per database).
+W001 relaying from SQLite (no row locks between relays: run one relay per database);
+E005 a database given to ``check --database`` is not reachable (the probe of ops/probes.py).
 """
 
 from __future__ import annotations
@@ -96,13 +97,21 @@ def check_model_configs(model: Any) -> list[checks.CheckMessage]:
 def check_database(
     app_configs: Any = None, databases: Any = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
+    from django_outbox_pattern.ops import probes
+
+    messages: list[checks.CheckMessage] = []
+    for alias in databases or ():
+        probe = probes.database(alias)
+        if not probe.ok:
+            messages.append(checks.Error(probe.detail, hint=probe.hint, id=f"{TAG}.E005"))
     if "default" not in connections or connections["default"].vendor != "sqlite":
-        return []
+        return messages
     return [
+        *messages,
         checks.Warning(
             "The outbox is on SQLite: relays cannot lock rows between processes.",
             hint="Run one relay per SQLite database (a second one is serialised by leases, not parallel); "
             "use PostgreSQL or MariaDB/MySQL for several relays.",
             id=f"{TAG}.W001",
-        )
+        ),
     ]

@@ -20,16 +20,15 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from django_outbox_pattern import exceptions
-from django_outbox_pattern.ops import backlog
-from django_outbox_pattern.ops import health as health_checks
+from django_outbox_pattern.ops import backlog, probes
 
 
 @never_cache
 @require_GET
 def health(request: HttpRequest, max_lag_s: float | None = None) -> JsonResponse:
     """``{"status", "database", "backlog"}``; status is "ok" (200) or "failing" (503) with reasons."""
-    database = health_checks.check_database()
-    body: dict[str, Any] = {"database": database.as_dict(), "backlog": None, "reasons": []}
+    database = probes.database()
+    body: dict[str, Any] = {"database": database.as_probe(), "backlog": None, "reasons": []}
     if not database.ok:
         body["reasons"].append(database.detail)
     else:
