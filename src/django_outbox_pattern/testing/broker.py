@@ -255,6 +255,3 @@ class MemoryTransport:
 
 def _check_protocol(t: MemoryTransport) -> transport.Transport:
     return t  # mypy proves MemoryTransport satisfies the Transport protocol
-
-
-__all__: list[str] = ["MemoryBroker", "MemoryTransport", "SentMessage"]
