@@ -122,12 +122,12 @@ class OutboxTestHelper:
         The real ``relay.Relay`` sends over a ``MemoryTransport``, so rows end up SUCCEEDED (or retried,
         or FAILED) exactly as in production; broker errors are raised to the test.
         """
-        from django_outbox_pattern.relaying import relay, store
+        from django_outbox_pattern.relaying import assembly, store
 
         model = self.model
         outbox = store.OutboxStore(model, using=router.db_for_write(model))
-        engine = relay.Relay(
-            store=outbox, transport=testing.MemoryTransport(self.broker), settings=self.settings
+        engine = assembly.build_relay(
+            self.settings, outbox_store=outbox, transport=testing.MemoryTransport(self.broker)
         )
         before = len(self.broker.sent)
         try:
@@ -137,7 +137,7 @@ class OutboxTestHelper:
             else:
                 raise AssertionError(f"The outbox did not drain in {MAX_DRAIN_PASSES} relay passes.")
         finally:
-            engine.producer.close()
+            engine.close()
         return self.broker.sent[before:]
 
 

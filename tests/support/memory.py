@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django_outbox_pattern import testing
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern.broker import wire
 from django_outbox_pattern.consuming import inbox
 
 
@@ -19,9 +19,7 @@ class ReceiptMemoryTransport(testing.MemoryTransport):
         super().__init__(broker)
         self.log = log
 
-    def subscribe(
-        self, destination: str, subscription_id: str, headers: transport.Headers, *, ack: str
-    ) -> None:
+    def subscribe(self, destination: str, subscription_id: str, headers: wire.Headers, *, ack: str) -> None:
         self.log.append((destination, {k: v for k, v in headers.items() if k != "receipt"}))
         super().subscribe(destination, subscription_id, headers, ack=ack)
 

@@ -13,7 +13,7 @@ import pytest
 from django.db import OperationalError
 
 from django_outbox_pattern import conf, exceptions, payloads, testing
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern.broker import wire
 from django_outbox_pattern.consuming import consumer, handling
 from tests.support.memory import MemoryInbox, TransportFactory
 from tests.support.runner import running, wait_until
@@ -323,8 +323,8 @@ class _CountingInbox(MemoryInbox):
         return super().existing(msg_ids)
 
 
-def _message(msg_id: str) -> transport.Message:
-    return transport.Message(headers={"dop-msg-id": msg_id, "message-id": msg_id}, body=b"{}")
+def _message(msg_id: str) -> wire.Message:
+    return wire.Message(headers={"dop-msg-id": msg_id, "message-id": msg_id}, body=b"{}")
 
 
 def _processor(
@@ -405,7 +405,7 @@ def test_acks_wait_for_the_workers_flush_nacks_do_not() -> None:
     source = testing.MemoryTransport(broker)
     source.connect()
     source.subscribe(DEST, "sub", {"prefetch-count": "10"}, ack="client-individual")
-    delivered: list[transport.Message] = []
+    delivered: list[wire.Message] = []
     source.set_message_handler(delivered.append)
     for msg_id in ("keep", "reject"):
         broker.publish(DEST, "{}", {"dop-msg-id": msg_id})

@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable
 
 from django_outbox_pattern import conf, exceptions
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern.broker import transport, wire
 from django_outbox_pattern.consuming import handling, inbox, queues
 from django_outbox_pattern.core import backoff
 from django_outbox_pattern.core import observer as observing
@@ -49,7 +49,7 @@ PURGE_CHECK_INTERVAL_S = 60.0  # how often the supervisor asks the cache whether
 ACK_MODE = "client-individual"
 
 Callback = handling.Callback
-TransportFactory = Callable[[], transport.Transport]
+TransportFactory = Callable[[], wire.Transport]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,10 +85,10 @@ class Consumer:
         self._store = store or inbox.DatabaseInbox(settings.DEFAULT_RECEIVED_CLASS)
         self._headers = queues.subscribe_headers(settings, self.queue)
         self._subscription = f"dop-{uuid.uuid4().hex[:12]}"
-        self._handoff: queue.Queue[tuple[transport.Transport, transport.Message]] = queue.Queue(
+        self._handoff: queue.Queue[tuple[wire.Transport, wire.Message]] = queue.Queue(
             maxsize=2 * _prefetch(self._headers)  # 0 (unbounded) when the broker's prefetch is unlimited
         )
-        self._transport: transport.Transport | None = None
+        self._transport: wire.Transport | None = None
         self._stopping = threading.Event()
         self._ready = threading.Event()
         self._lock = threading.Lock()
@@ -200,10 +200,8 @@ class Consumer:
         finally:
             conn.disconnect()
 
-    def _subscribe(
-        self, conn: transport.Transport, destination: str, sub_id: str, headers: transport.Headers
-    ) -> None:
-        receipt = transport.new_receipt_id()
+    def _subscribe(self, conn: wire.Transport, destination: str, sub_id: str, headers: wire.Headers) -> None:
+        receipt = wire.new_receipt_id()
         conn.subscribe(destination, sub_id, {**headers, "receipt": receipt}, ack=ACK_MODE)
         confirmed = receipt in conn.wait_for_receipts([receipt], self._settings.DEFAULT_RECEIPT_TIMEOUT)
         if not confirmed or getattr(conn, "last_error", None):  # RabbitMQ may confirm, then send ERROR
@@ -256,7 +254,7 @@ class Consumer:
 
     # --- receiver thread --------------------------------------------------------------------------
 
-    def _receive(self, source: transport.Transport, message: transport.Message) -> None:
+    def _receive(self, source: wire.Transport, message: wire.Message) -> None:
         """Called on stomp.py's receiver thread: hand the message off, never block."""
         try:
             self._handoff.put_nowait((source, message))
@@ -305,7 +303,7 @@ class Consumer:
             self._flush(self._transport)
         self._store.reset()
 
-    def _flush(self, source: transport.Transport | None) -> None:
+    def _flush(self, source: wire.Transport | None) -> None:
         """Write the ACKs deferred by the messages handled so far. On a connection that is gone they are
         lost: the broker redelivers those messages and the inbox skips them (only logged)."""
         if source is None or not source.is_connected():
@@ -324,7 +322,7 @@ class Consumer:
 _OBSERVED = {"processed": "consumed", "duplicates": "duplicate_discarded", "nacked": "consumer_nacked"}
 
 
-def _reason(conn: transport.Transport | None, default: str) -> str:
+def _reason(conn: wire.Transport | None, default: str) -> str:
     """The broker's last ERROR (with a hint for a queue declared with other arguments), else ``default``."""
     reason = str(getattr(conn, "last_error", None) or default)
     if "precondition_failed" in reason:
@@ -332,7 +330,7 @@ def _reason(conn: transport.Transport | None, default: str) -> str:
     return reason
 
 
-def _prefetch(headers: transport.Headers) -> int:
+def _prefetch(headers: wire.Headers) -> int:
     try:
         return max(0, int(headers.get("prefetch-count", "0")))
     except ValueError:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 
 from django_outbox_pattern import conf, exceptions
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern.broker import transport, wire
 from django_outbox_pattern.ops import probes
 
 TAG = probes.TAG
@@ -28,7 +28,7 @@ def run_checks(
     database: bool = True,
     broker: bool = True,
     alias: str = "default",
-    transport_factory: Callable[[conf.OutboxSettings], transport.Transport] | None = None,
+    transport_factory: Callable[[conf.OutboxSettings], wire.Transport] | None = None,
 ) -> list[probes.CheckResult]:
     results = [check_configuration()]
     if database:
@@ -41,7 +41,7 @@ def run_checks(
 def preflight(
     settings: conf.OutboxSettings,
     *,
-    transport_factory: Callable[[conf.OutboxSettings], transport.Transport] | None = None,
+    transport_factory: Callable[[conf.OutboxSettings], wire.Transport] | None = None,
 ) -> None:
     """Fail fast before a one-shot run: StorageError if the outbox table cannot be read, ConnectionFailed
     if the broker refuses a connection (the relay's own supervisor would wait for both instead)."""
@@ -85,7 +85,7 @@ def database_checks(alias: str = "default") -> list[probes.CheckResult]:
 
 
 def broker_checks(
-    settings: conf.OutboxSettings, factory: Callable[[conf.OutboxSettings], transport.Transport]
+    settings: conf.OutboxSettings, factory: Callable[[conf.OutboxSettings], wire.Transport]
 ) -> list[probes.CheckResult]:
     """The broker probe, then TLS, heart-beat and a round trip over the same connection."""
     tls = _tls_files(settings)
@@ -169,12 +169,12 @@ def _heartbeat(settings: conf.OutboxSettings, server: str | None) -> probes.Chec
     return probes.CheckResult("heartbeat", "pass", detail)
 
 
-def _round_trip(conn: transport.Transport, timeout: float) -> probes.CheckResult:
+def _round_trip(conn: wire.Transport, timeout: float) -> probes.CheckResult:
     """SUBSCRIBE to a throwaway topic, SEND to it with a receipt, wait for the RECEIPT and the MESSAGE."""
     destination = f"/topic/outboxctl.check.{uuid.uuid4().hex}"
     arrived = threading.Event()
     conn.set_message_handler(lambda message: arrived.set())
-    sub_id, receipt = "outboxctl-check", transport.new_receipt_id()
+    sub_id, receipt = "outboxctl-check", wire.new_receipt_id()
     start = time.monotonic()
     try:
         conn.subscribe(destination, sub_id, {}, ack="auto")

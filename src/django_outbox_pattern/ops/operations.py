@@ -4,7 +4,7 @@ Repairs work in batches, each batch in its own short transaction, re-checking th
 UPDATE/DELETE so a row that changed meanwhile is left alone: ``replay`` (Failed -> Schedule), ``dead_letter``
 (Schedule -> Failed with a reason, skipping rows a relay holds right now), ``purge`` (delete old rows;
 unsent rows only with ``include_unsent``). The read-only queries live in ``inspection.py`` and the
-broker-side ``requeue`` of ``DLQ.<queue>`` in ``dead_letters.py``; both are re-exported here.
+broker-side ``requeue`` of ``DLQ.<queue>`` in ``dead_letters.py``.
 """
 
 from __future__ import annotations
@@ -21,72 +21,31 @@ from django.utils import timezone
 
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
-from django_outbox_pattern.ops.dead_letters import RequeueResult, requeue
-from django_outbox_pattern.ops.inspection import (
-    INBOX_STATUS,
-    OUTBOX_STATUS,
-    STATUS_BY_NAME,
-    Filter,
-    Table,
-    get_row,
-    id_states,
-    inbox_summary,
-    list_rows,
-    outbox_summary,
-    preview,
-    query,
-)
+from django_outbox_pattern.ops import inspection
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
 Progress = Callable[[int], None]
 
-__all__ = [
-    "BATCH_SIZE",
-    "INBOX_STATUS",
-    "OUTBOX_STATUS",
-    "STATUS_BY_NAME",
-    "Filter",
-    "RequeueResult",
-    "Table",
-    "dead_letter",
-    "dead_letter_matching",
-    "get_row",
-    "id_states",
-    "inbox_summary",
-    "list_rows",
-    "outbox_summary",
-    "parkable",
-    "preview",
-    "purge",
-    "purge_outbox_ids",
-    "purgeable",
-    "query",
-    "replay",
-    "replay_matching",
-    "replayable",
-    "requeue",
-]
-
 
 # --- repairs -----------------------------------------------------------------------------------------------
 
 
-def replayable(selection: Filter) -> models.QuerySet[Published]:
+def replayable(selection: inspection.Filter) -> models.QuerySet[Published]:
     """Failed rows a replay would change."""
-    return query("outbox", dataclasses.replace(selection, statuses=(StatusChoice.FAILED,)))
+    return inspection.query("outbox", dataclasses.replace(selection, statuses=(StatusChoice.FAILED,)))
 
 
-def parkable(selection: Filter, *, now: datetime | None = None) -> models.QuerySet[Published]:
+def parkable(selection: inspection.Filter, *, now: datetime | None = None) -> models.QuerySet[Published]:
     """Scheduled rows a dead-letter would park: never one a relay holds right now (in flight)."""
     now = now or timezone.now()
-    qs = query("outbox", dataclasses.replace(selection, statuses=(StatusChoice.SCHEDULE,)))
+    qs = inspection.query("outbox", dataclasses.replace(selection, statuses=(StatusChoice.SCHEDULE,)))
     return qs.filter(Q(locked_by="") | Q(available_at__lte=now))
 
 
 def purgeable(
-    table: Table,
+    table: inspection.Table,
     *,
     older_than: timedelta,
     statuses: Iterable[int] | None = None,
@@ -98,7 +57,7 @@ def purgeable(
     if table == "outbox" and StatusChoice.SCHEDULE in statuses and not include_unsent:
         raise ValueError("Purging unsent (pending) outbox rows needs include_unsent=True.")
     cutoff = (now or timezone.now()) - older_than
-    return query(table, Filter(statuses=statuses, before=cutoff)).order_by()
+    return inspection.query(table, inspection.Filter(statuses=statuses, before=cutoff)).order_by()
 
 
 def replay(ids: Iterable[Any]) -> int:
@@ -123,14 +82,18 @@ def purge_outbox_ids(ids: Iterable[Any], *, include_unsent: bool = False) -> int
 
 
 def replay_matching(
-    selection: Filter, *, batch_size: int | None = None, on_batch: Progress | None = None
+    selection: inspection.Filter, *, batch_size: int | None = None, on_batch: Progress | None = None
 ) -> int:
     """Replay every failed row the filter selects (at most ``limit``), batch by batch."""
     return _drain(replayable(selection), _replay_batch, selection.limit, batch_size, on_batch, "replayed")
 
 
 def dead_letter_matching(
-    selection: Filter, *, reason: str, batch_size: int | None = None, on_batch: Progress | None = None
+    selection: inspection.Filter,
+    *,
+    reason: str,
+    batch_size: int | None = None,
+    on_batch: Progress | None = None,
 ) -> int:
     """Park every scheduled, not-in-flight row the filter selects (at most ``limit``), batch by batch."""
     now = timezone.now()
@@ -145,7 +108,7 @@ def dead_letter_matching(
 
 
 def purge(
-    table: Table,
+    table: inspection.Table,
     *,
     older_than: timedelta,
     statuses: Iterable[int] | None = None,

@@ -27,7 +27,7 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 
 from django_outbox_pattern import exceptions, headers, tracing
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern.broker import wire
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class Producer:
     """A broker connection that sends messages and waits for their RECEIPTs. Not thread-safe."""
 
     def __init__(
-        self, connection: transport.Transport, *, receipt_timeout: float, max_body_bytes: int = MAX_BODY_BYTES
+        self, connection: wire.Transport, *, receipt_timeout: float, max_body_bytes: int = MAX_BODY_BYTES
     ) -> None:
         self.transport = connection
         self.receipt_timeout = receipt_timeout
@@ -257,10 +257,10 @@ class Producer:
         """
         pending: dict[str, Hashable] = {}
         for start, end in _writes(messages):
-            chunk = {transport.new_receipt_id(): m for m in messages[start:end]}
+            chunk = {wire.new_receipt_id(): m for m in messages[start:end]}
             try:
                 self.transport.send_many(
-                    [transport.OutgoingFrame(m.destination, m.body, m.headers, r) for r, m in chunk.items()]
+                    [wire.OutgoingFrame(m.destination, m.body, m.headers, r) for r, m in chunk.items()]
                 )
             except exceptions.TransportError as exc:
                 written = exc.written if isinstance(exc, exceptions.SendInterrupted) else len(chunk)

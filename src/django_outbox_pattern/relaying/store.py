@@ -19,9 +19,7 @@ Every statement handles a whole batch: no per-row UPDATE and no per-row SELECT.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -33,7 +31,7 @@ from django.db.models.functions import Cast
 from django_outbox_pattern import exceptions
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
-from django_outbox_pattern.relaying.producer import EncodedJSON
+from django_outbox_pattern.relaying.outbox import OutboxRow
 
 logger = logging.getLogger(__name__)
 
@@ -46,23 +44,6 @@ BATCH_SIZE = 1000  # rows per statement for sweeps and purges
 # What a claim reads: the body as the JSON text stored (sent as it is, never decoded), the headers as JSON
 # text, and whether the row expired (compared in SQL: no timestamp is parsed per row).
 _FIELDS = ("id", "destination", "wire_body", "wire_headers", "retry", "expired")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class OutboxRow:
-    """A claimed outbox row: what the relay needs to send it."""
-
-    id: Any
-    destination: str
-    body: EncodedJSON  # the stored JSON text
-    headers: Any  # decoded: a dict, unless someone stored something else
-    retry: int
-    expired: bool  # expires_at had passed when the row was claimed
-
-    @classmethod
-    def from_values(cls, values: Sequence[Any]) -> OutboxRow:
-        row_id, destination, body, headers, retry, expired = values
-        return cls(row_id, destination, EncodedJSON(body), json.loads(headers), retry, bool(expired))
 
 
 def _wire_values(rows: models.QuerySet[Published], now: datetime.datetime) -> models.QuerySet[Any]:
@@ -87,7 +68,7 @@ def wrap_errors(what: str) -> Iterator[None]:
 
 
 class OutboxStore:
-    """The outbox table as the relay sees it. ``model`` is DEFAULT_PUBLISHED_CLASS.
+    """The outbox table as the relay sees it (``outbox.Outbox``). ``model`` is DEFAULT_PUBLISHED_CLASS.
 
     ``strategy`` is how batches are claimed (see the module docstring); by default the best one the
     database supports: "returning" (PostgreSQL), "skip_locked" (MariaDB/MySQL), "compare_and_set" (SQLite).

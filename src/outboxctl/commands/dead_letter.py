@@ -55,18 +55,18 @@ def park(
             ExitCode.USAGE,
         )
     bootstrap.setup(state(ctx))
-    from django_outbox_pattern.ops import operations
+    from django_outbox_pattern.ops import inspection, operations
 
-    selection = operations.Filter(ids=tuple(ids or ()), destination=destination, since=since, limit=limit)
+    selection = inspection.Filter(ids=tuple(ids or ()), destination=destination, since=since, limit=limit)
     if ids:
-        _repair.explain_skipped(operations.id_states(list(ids)), "pending")
+        _repair.explain_skipped(inspection.id_states(list(ids)), "pending")
     qs = operations.parkable(selection)
     matched = min(qs.count(), limit) if limit else qs.count()
     _repair.run(
         action="dead-lettered",
         question="Park {n} pending message(s) as failed?",
         matched=matched,
-        sample=lambda: operations.preview("outbox", qs),
+        sample=lambda: inspection.preview("outbox", qs),
         dry_run=dry_run,
         yes=yes,
         as_json=as_json,
@@ -114,9 +114,9 @@ def requeue(
     if not yes:
         errors.confirm(f"Move messages from {dlq_prefix}{queue} back to {queue}?", "nothing moved")
     from django_outbox_pattern.broker import transport
-    from django_outbox_pattern.ops import operations
+    from django_outbox_pattern.ops import dead_letters
 
-    result = operations.requeue(
+    result = dead_letters.requeue(
         transport.StompTransport(resolved.outbox),
         queue,
         limit=limit,

@@ -67,11 +67,11 @@ def inspect(
         from django_outbox_pattern.ops import metrics as outbox_metrics
 
         return typer.echo(outbox_metrics.render_backlog(), nl=False)
-    from django_outbox_pattern.ops import operations
+    from django_outbox_pattern.ops import inspection
 
     table: Any = "inbox" if inbox else "outbox"
     if row_id is not None:
-        row = operations.get_row(table, row_id)
+        row = inspection.get_row(table, row_id)
         if row is None:
             errors.fail(
                 f"No {table} row with id {row_id}.",
@@ -82,14 +82,14 @@ def inspect(
             )
         return output.print_json({"table": table, "row": row}) if as_json else views.row(table, row)
     names = [name for name, on in (("failed", failed), ("pending", pending), ("published", published)) if on]
-    statuses = tuple(operations.STATUS_BY_NAME[name] for name in names)
+    statuses = tuple(inspection.STATUS_BY_NAME[name] for name in names)
     if not (statuses or destination or since or limit or inbox):
-        summary = {"outbox": operations.outbox_summary(), "inbox": operations.inbox_summary()}
+        summary = {"outbox": inspection.outbox_summary(), "inbox": inspection.inbox_summary()}
         return output.print_json(summary) if as_json else views.summary(summary)
-    selection = operations.Filter(
+    selection = inspection.Filter(
         statuses=statuses, destination=destination, since=since, limit=limit or DEFAULT_LIMIT
     )
-    result = operations.list_rows(table, selection)
+    result = inspection.list_rows(table, selection)
     if as_json:
         return output.print_json(result)
     title = (
