@@ -14,7 +14,8 @@ from django_outbox_pattern import conf, payloads, tracing
 from django_outbox_pattern.consuming import consumer
 from django_outbox_pattern.core import observer as observing
 from django_outbox_pattern.ops import health, metrics
-from tests.support.memory import MemoryInbox, TransportFactory
+from django_outbox_pattern.testing import MemoryInbox
+from tests.support.memory import TransportFactory
 from tests.support.otel import span_exporter
 from tests.support.runner import running, wait_until
 from tests.unit.test_observability import Recorder

@@ -9,7 +9,7 @@ import pytest
 from django_outbox_pattern import exceptions, payloads
 from django_outbox_pattern.broker import wire
 from django_outbox_pattern.consuming import inbox
-from tests.support.memory import MemoryInbox
+from django_outbox_pattern.testing import MemoryInbox
 
 
 class Recorder:
