@@ -10,9 +10,9 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
+from django_outbox_pattern import wiring
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.headers import get_message_headers
-from django_outbox_pattern.relaying import notify
 
 __all__ = ["Published", "Received", "StatusChoice"]
 
@@ -30,7 +30,7 @@ class PublishedQuerySet(models.QuerySet["Published"]):
             obj.prepare_for_insert()
         created = super().bulk_create(objs, *args, **kwargs)
         if created:
-            notify.rows_inserted(self.db)
+            wiring.rows_inserted(self.db)
         return created
 
 
@@ -85,7 +85,7 @@ class Published(models.Model):
             self.prepare_for_insert()
         super().save(*args, **kwargs)
         if adding:
-            notify.rows_inserted(self._state.db)
+            wiring.rows_inserted(self._state.db)
 
 
 class Received(models.Model):

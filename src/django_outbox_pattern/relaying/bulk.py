@@ -15,8 +15,8 @@ from typing import Any
 
 from django.db import connections
 
+from django_outbox_pattern import wiring
 from django_outbox_pattern.models import Published
-from django_outbox_pattern.relaying import notify
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def insert_rows(rows: Sequence[Published], *, using: str) -> None:
     for row in rows:
         row._state.adding = False
         row._state.db = using
-    notify.rows_inserted(using)
+    wiring.rows_inserted(using)
 
 
 def _psycopg3(conn: Any) -> bool:

@@ -1,0 +1,61 @@
+"""What the settings choose, resolved once per settings object.
+
+- ``rows_inserted(using)``: what an outbox insert calls to wake the relay: the NOTIFY of
+  relaying/notify.py when DEFAULT_RELAY_NOTIFY is on, else nothing.
+
+``conf.get_settings()`` returns a new settings object after every change (``setting_changed``,
+outboxctl's bootstrap), so each choice is resolved on first use after a change and never again on the
+write path (``Published.save()``, bulk writes). Nothing is imported at module import.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+
+from django_outbox_pattern import conf
+
+
+class Wiring:
+    """The choices of one settings object, each resolved on first use."""
+
+    def __init__(self, settings: conf.OutboxSettings) -> None:
+        self.settings = settings
+
+    @functools.cached_property
+    def wake_relay(self) -> Callable[[str | None], None] | None:
+        if not self.settings.DEFAULT_RELAY_NOTIFY:
+            return None
+        from django_outbox_pattern.relaying import notify
+
+        return notify.rows_inserted
+
+
+_lock = threading.Lock()
+_current: Wiring | None = None
+
+
+def wiring(settings: conf.OutboxSettings | None = None) -> Wiring:
+    """The wiring of the current settings, kept until they change; other settings: resolved for the caller."""
+    global _current
+    wanted = conf.get_settings()
+    if settings is not None and settings is not wanted:
+        return Wiring(settings)
+    current = _current
+    if current is not None and current.settings is wanted:
+        return current
+    with _lock:
+        if _current is None or _current.settings is not wanted:
+            _current = Wiring(wanted)
+        return _current
+
+
+def rows_inserted(using: str | None) -> None:
+    """Outbox rows were inserted on ``using``: wake the relay if DEFAULT_RELAY_NOTIFY asks for it."""
+    wake = wiring().wake_relay
+    if wake is not None:
+        wake(using)
+
+
+__all__: list[str] = ["Wiring", "rows_inserted", "wiring"]
