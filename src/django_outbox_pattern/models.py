@@ -1,4 +1,9 @@
-"""The outbox (``Published``) and inbox (``Received``) tables, compatible with 2.x/3.x databases."""
+"""The outbox (``Published``) and inbox (``Received``) tables, compatible with 2.x/3.x databases.
+
+A project that wants its own tables sets DEFAULT_PUBLISHED_CLASS / DEFAULT_RECEIVED_CLASS to a concrete
+subclass of ``AbstractPublished`` / ``AbstractReceived`` (same columns, its own ``db_table``); every
+reader and writer resolves the classes through wiring.py.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from django_outbox_pattern import wiring
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.headers import get_message_headers
 
-__all__ = ["Published", "Received", "StatusChoice"]
+__all__ = ["AbstractPublished", "AbstractReceived", "Published", "Received", "StatusChoice"]
 
 
 def _one_more_day() -> datetime:
@@ -22,8 +27,8 @@ def _one_more_day() -> datetime:
     return timezone.now() + timedelta(1)
 
 
-class PublishedQuerySet(models.QuerySet["Published"]):
-    def bulk_create(self, objs: Iterable[Published], *args: Any, **kwargs: Any) -> list[Published]:
+class PublishedQuerySet(models.QuerySet[Any]):
+    def bulk_create(self, objs: Iterable[Any], *args: Any, **kwargs: Any) -> list[Any]:
         """Like ``QuerySet.bulk_create``, but versions destinations and fills headers as ``save()`` does."""
         objs = list(objs)
         for obj in objs:
@@ -34,8 +39,8 @@ class PublishedQuerySet(models.QuerySet["Published"]):
         return created
 
 
-class Published(models.Model):
-    """One message waiting in (or sent from) the outbox."""
+class AbstractPublished(models.Model):
+    """One message waiting in (or sent from) the outbox: the columns the relay and the tools need."""
 
     id = models.UUIDField(
         primary_key=True,
@@ -63,12 +68,7 @@ class Published(models.Model):
     objects = PublishedQuerySet.as_manager()
 
     class Meta:
-        verbose_name = "published"
-        db_table = "published"
-        indexes = [
-            models.Index(fields=["status"], name="published_status_27c9ec_btree"),
-            models.Index(fields=["status", "available_at"], name="dop_pub_claim_idx"),
-        ]
+        abstract = True
 
     def __str__(self) -> str:
         return f"{self.destination} - {self.body}"
@@ -88,7 +88,19 @@ class Published(models.Model):
             wiring.rows_inserted(self._state.db)
 
 
-class Received(models.Model):
+class Published(AbstractPublished):
+    """The outbox table (DEFAULT_PUBLISHED_CLASS by default)."""
+
+    class Meta:
+        verbose_name = "published"
+        db_table = "published"
+        indexes = [
+            models.Index(fields=["status"], name="published_status_27c9ec_btree"),
+            models.Index(fields=["status", "available_at"], name="dop_pub_claim_idx"),
+        ]
+
+
+class AbstractReceived(models.Model):
     """One message taken from the broker: its unique ``msg_id`` makes processing idempotent."""
 
     id = models.UUIDField(
@@ -106,13 +118,10 @@ class Received(models.Model):
     retry = models.PositiveIntegerField(default=0)
     status = models.IntegerField(choices=StatusChoice.choices, default=StatusChoice.SUCCEEDED)
 
+    objects: models.Manager[Any] = models.Manager()
+
     class Meta:
-        verbose_name = "received"
-        db_table = "received"
-        indexes = [
-            models.Index(fields=["status"], name="dop_rec_status_idx"),
-            models.Index(fields=["added"], name="dop_rec_added_idx"),
-        ]
+        abstract = True
 
     def __str__(self) -> str:
         return f"{self.destination} - {self.body}"
@@ -120,3 +129,15 @@ class Received(models.Model):
     @property
     def destination(self) -> str:
         return str(self.headers.get("destination", "")) if isinstance(self.headers, dict) else ""
+
+
+class Received(AbstractReceived):
+    """The inbox table (DEFAULT_RECEIVED_CLASS by default)."""
+
+    class Meta:
+        verbose_name = "received"
+        db_table = "received"
+        indexes = [
+            models.Index(fields=["status"], name="dop_rec_status_idx"),
+            models.Index(fields=["added"], name="dop_rec_added_idx"),
+        ]

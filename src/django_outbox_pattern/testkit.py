@@ -20,7 +20,7 @@ from typing import Any
 
 from django.db import router
 
-from django_outbox_pattern import conf, testing
+from django_outbox_pattern import conf, testing, wiring
 from django_outbox_pattern.choices import StatusChoice
 
 MAX_DRAIN_PASSES = 10_000  # a drain that needs more passes than this is stuck: fail instead of hanging
@@ -42,7 +42,7 @@ class OutboxTestHelper:
 
     @property
     def model(self) -> Any:
-        return conf.import_object(self.settings.DEFAULT_PUBLISHED_CLASS)
+        return wiring.published_model(self.settings)
 
     @property
     def sent(self) -> list[testing.SentMessage]:

@@ -1,11 +1,15 @@
-"""What the settings choose, resolved once per settings object.
+"""What the settings choose, resolved once per settings object: the one place model classes are resolved.
 
+- ``published_model()``: DEFAULT_PUBLISHED_CLASS, the outbox model every writer and reader uses (the
+  ``@publish`` decorator, bulk writes, the relay's store, repairs, inspection, diagnostics, the test kit).
+- ``received_model()``: DEFAULT_RECEIVED_CLASS, the inbox model (the consumer, ``Payload``, inspection).
 - ``rows_inserted(using)``: what an outbox insert calls to wake the relay: the NOTIFY of
   relaying/notify.py when DEFAULT_RELAY_NOTIFY is on, else nothing.
 
 ``conf.get_settings()`` returns a new settings object after every change (``setting_changed``,
 outboxctl's bootstrap), so each choice is resolved on first use after a change and never again on the
-write path (``Published.save()``, bulk writes). Nothing is imported at module import.
+write path (``Published.save()``, bulk writes). Nothing is imported at module import: models need a ready
+app registry.
 """
 
 from __future__ import annotations
@@ -13,8 +17,12 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from django_outbox_pattern import conf
+
+if TYPE_CHECKING:
+    from django_outbox_pattern.models import AbstractPublished, AbstractReceived
 
 
 class Wiring:
@@ -22,6 +30,16 @@ class Wiring:
 
     def __init__(self, settings: conf.OutboxSettings) -> None:
         self.settings = settings
+
+    @functools.cached_property
+    def published_model(self) -> type[AbstractPublished]:
+        model: type[AbstractPublished] = conf.import_object(self.settings.DEFAULT_PUBLISHED_CLASS)
+        return model
+
+    @functools.cached_property
+    def received_model(self) -> type[AbstractReceived]:
+        model: type[AbstractReceived] = conf.import_object(self.settings.DEFAULT_RECEIVED_CLASS)
+        return model
 
     @functools.cached_property
     def wake_relay(self) -> Callable[[str | None], None] | None:
@@ -51,6 +69,16 @@ def wiring(settings: conf.OutboxSettings | None = None) -> Wiring:
         return _current
 
 
+def published_model(settings: conf.OutboxSettings | None = None) -> type[AbstractPublished]:
+    """The outbox model class (DEFAULT_PUBLISHED_CLASS)."""
+    return wiring(settings).published_model
+
+
+def received_model(settings: conf.OutboxSettings | None = None) -> type[AbstractReceived]:
+    """The inbox model class (DEFAULT_RECEIVED_CLASS)."""
+    return wiring(settings).received_model
+
+
 def rows_inserted(using: str | None) -> None:
     """Outbox rows were inserted on ``using``: wake the relay if DEFAULT_RELAY_NOTIFY asks for it."""
     wake = wiring().wake_relay
@@ -58,4 +86,4 @@ def rows_inserted(using: str | None) -> None:
         wake(using)
 
 
-__all__: list[str] = ["Wiring", "rows_inserted", "wiring"]
+__all__: list[str] = ["Wiring", "published_model", "received_model", "rows_inserted", "wiring"]

@@ -82,7 +82,7 @@ class Consumer:
         self.destination = destination
         self._settings = settings
         self._new_transport = transport_factory
-        self._store = store or inbox.DatabaseInbox(settings.DEFAULT_RECEIVED_CLASS)
+        self._store = store or inbox.DatabaseInbox(settings=settings)
         self._headers = queues.subscribe_headers(settings, self.queue)
         self._subscription = f"dop-{uuid.uuid4().hex[:12]}"
         self._handoff: queue.Queue[tuple[wire.Transport, wire.Message]] = queue.Queue(
@@ -373,6 +373,6 @@ def build_consumer(
         queue_name,
         settings=settings,
         transport_factory=functools.partial(transport.StompTransport, settings),
-        store=inbox.DatabaseInbox(settings.DEFAULT_RECEIVED_CLASS),
+        store=inbox.DatabaseInbox(settings=settings),
         observer=observer,
     )

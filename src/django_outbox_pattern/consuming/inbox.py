@@ -26,7 +26,7 @@ from django.db import (
 )
 from django.utils import timezone
 
-from django_outbox_pattern import conf, exceptions
+from django_outbox_pattern import conf, exceptions, wiring
 from django_outbox_pattern.choices import StatusChoice
 
 logger = logging.getLogger(__name__)
@@ -78,16 +78,20 @@ class InboxStore(Protocol):
 
 
 class DatabaseInbox:
-    """``InboxStore`` over the ``Received`` model (or ``DEFAULT_RECEIVED_CLASS``) on the default database."""
+    """``InboxStore`` over the inbox model (DEFAULT_RECEIVED_CLASS unless given) on the default database."""
 
-    def __init__(self, model: str | type[Any] = "django_outbox_pattern.models.Received") -> None:
+    def __init__(
+        self, model: str | type[Any] | None = None, *, settings: conf.OutboxSettings | None = None
+    ) -> None:
         self._model_ref = model
+        self._settings = settings
         self._model: type[Any] | None = None
 
     @property
     def model(self) -> type[Any]:
-        if self._model is None:  # imported on first use: models need a ready app registry
-            self._model = conf.import_object(self._model_ref)
+        if self._model is None:  # resolved on first use: models need a ready app registry
+            ref = self._model_ref
+            self._model = wiring.received_model(self._settings) if ref is None else conf.import_object(ref)
         return self._model
 
     def exists(self, msg_id: str) -> bool:

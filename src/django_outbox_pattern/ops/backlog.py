@@ -15,7 +15,7 @@ from django.db import DatabaseError, router
 from django.db.models import Count, Min
 from django.utils import timezone
 
-from django_outbox_pattern import conf, exceptions
+from django_outbox_pattern import exceptions, wiring
 from django_outbox_pattern.choices import StatusChoice
 
 STATUS_NAMES = {StatusChoice.SCHEDULE: "pending", StatusChoice.FAILED: "failed"}
@@ -53,7 +53,7 @@ def measure(
 ) -> Backlog:
     """Count the unsent rows now; raises StorageError when the database cannot be queried."""
     if model is None:
-        model = conf.import_object(conf.get_settings().DEFAULT_PUBLISHED_CLASS)
+        model = wiring.published_model()
     now = now or timezone.now()
     qs = model.objects.using(router.db_for_read(model))
     try:

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from django_outbox_pattern import conf, exceptions
+from django_outbox_pattern import conf, exceptions, wiring
 from django_outbox_pattern.broker import transport, wire
 from django_outbox_pattern.ops import probes
 
@@ -47,10 +47,8 @@ def preflight(
     if the broker refuses a connection (the relay's own supervisor would wait for both instead)."""
     from django.db import DatabaseError
 
-    from django_outbox_pattern.models import Published
-
     try:
-        Published.objects.exists()
+        wiring.published_model(settings).objects.exists()
     except DatabaseError as exc:
         raise exceptions.StorageError(
             f"Cannot read the outbox table: {probes.one_line(exc)}. "

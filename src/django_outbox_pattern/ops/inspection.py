@@ -1,8 +1,8 @@
 """Read-only operator queries on the outbox and the inbox (``outboxctl inspect``, the repair previews).
 
 ``Filter`` selects rows; ``outbox_summary``/``inbox_summary`` give counts at a glance; ``list_rows``,
-``preview`` and ``get_row`` give rows as plain dicts with stable keys (the CLI's ``--json``). Re-exported by
-``operations``, which is what the CLI and the admin import.
+``preview`` and ``get_row`` give rows as plain dicts with stable keys (the CLI's ``--json``). The tables are
+DEFAULT_PUBLISHED_CLASS and DEFAULT_RECEIVED_CLASS (wiring.py).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from django.db import models
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
+from django_outbox_pattern import wiring
 from django_outbox_pattern.choices import StatusChoice
-from django_outbox_pattern.models import Published, Received
 
 Table = Literal["outbox", "inbox"]
 OUTBOX_STATUS: dict[int, str] = {
@@ -73,8 +73,8 @@ class Filter:
         return qs
 
 
-def _model(table: Table) -> type[Published] | type[Received]:
-    return Published if table == "outbox" else Received
+def _model(table: Table) -> type[Any]:
+    return wiring.published_model() if table == "outbox" else wiring.received_model()
 
 
 def query(table: Table, selection: Filter) -> models.QuerySet[Any]:
@@ -89,9 +89,10 @@ def query(table: Table, selection: Filter) -> models.QuerySet[Any]:
 def outbox_summary(*, now: datetime | None = None, max_destinations: int = 50) -> dict[str, Any]:
     """Counts by status and destination, the oldest pending row, due/in-flight/retrying rows, attempts."""
     now = now or timezone.now()
-    by_status = _by_status(Published.objects.all(), OUTBOX_STATUS)
-    destinations = _by_destination(Published.objects.values_list("destination", "status"), OUTBOX_STATUS)
-    pending = Published.objects.filter(status=StatusChoice.SCHEDULE)
+    rows = wiring.published_model().objects.all()
+    by_status = _by_status(rows, OUTBOX_STATUS)
+    destinations = _by_destination(rows.values_list("destination", "status"), OUTBOX_STATUS)
+    pending = rows.filter(status=StatusChoice.SCHEDULE)
     oldest = pending.order_by("added", "id").values("id", "destination", "added").first()
     return {
         "total": sum(by_status.values()),
@@ -115,11 +116,10 @@ def outbox_summary(*, now: datetime | None = None, max_destinations: int = 50) -
 
 def inbox_summary(*, max_destinations: int = 50) -> dict[str, Any]:
     """Counts by status and destination, and the oldest and newest received row."""
-    by_status = _by_status(Received.objects.all(), INBOX_STATUS)
-    destinations = _by_destination(
-        Received.objects.values_list("headers__destination", "status"), INBOX_STATUS
-    )
-    span = Received.objects.aggregate(oldest=Min("added"), newest=Max("added"))
+    rows = wiring.received_model().objects.all()
+    by_status = _by_status(rows, INBOX_STATUS)
+    destinations = _by_destination(rows.values_list("headers__destination", "status"), INBOX_STATUS)
+    span = rows.aggregate(oldest=Min("added"), newest=Max("added"))
     return {
         "total": sum(by_status.values()),
         "by_status": by_status,
@@ -171,9 +171,9 @@ def id_states(ids: list[Any], *, now: datetime | None = None) -> dict[str, str]:
         str(pk): "in flight"
         if status == StatusChoice.SCHEDULE and locked_by and available_at > now
         else OUTBOX_STATUS.get(status, str(status))
-        for pk, status, locked_by, available_at in Published.objects.filter(id__in=ids).values_list(
-            "id", "status", "locked_by", "available_at"
-        )
+        for pk, status, locked_by, available_at in wiring.published_model()
+        .objects.filter(id__in=ids)
+        .values_list("id", "status", "locked_by", "available_at")
     }
     return {str(pk): found.get(str(pk), "not found") for pk in ids}
 

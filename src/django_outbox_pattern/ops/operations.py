@@ -19,8 +19,9 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from django_outbox_pattern import wiring
 from django_outbox_pattern.choices import StatusChoice
-from django_outbox_pattern.models import Published
+from django_outbox_pattern.models import AbstractPublished
 from django_outbox_pattern.ops import inspection
 
 logger = logging.getLogger(__name__)
@@ -32,12 +33,14 @@ Progress = Callable[[int], None]
 # --- repairs -----------------------------------------------------------------------------------------------
 
 
-def replayable(selection: inspection.Filter) -> models.QuerySet[Published]:
+def replayable(selection: inspection.Filter) -> models.QuerySet[AbstractPublished]:
     """Failed rows a replay would change."""
     return inspection.query("outbox", dataclasses.replace(selection, statuses=(StatusChoice.FAILED,)))
 
 
-def parkable(selection: inspection.Filter, *, now: datetime | None = None) -> models.QuerySet[Published]:
+def parkable(
+    selection: inspection.Filter, *, now: datetime | None = None
+) -> models.QuerySet[AbstractPublished]:
     """Scheduled rows a dead-letter would park: never one a relay holds right now (in flight)."""
     now = now or timezone.now()
     qs = inspection.query("outbox", dataclasses.replace(selection, statuses=(StatusChoice.SCHEDULE,)))
@@ -75,7 +78,7 @@ def purge_outbox_ids(ids: Iterable[Any], *, include_unsent: bool = False) -> int
     """Delete outbox rows by id; unsent (Schedule) rows are kept unless ``include_unsent``."""
 
     def delete(batch: list[Any]) -> int:
-        qs = Published.objects.filter(id__in=batch)
+        qs = wiring.published_model().objects.filter(id__in=batch)
         return (qs if include_unsent else qs.exclude(status=StatusChoice.SCHEDULE)).delete()[0]
 
     return _in_batches(list(ids), delete)
@@ -128,14 +131,22 @@ def purge(
 
 def _replay_batch(batch: list[Any]) -> int:
     with transaction.atomic():
-        return Published.objects.filter(id__in=batch, status=StatusChoice.FAILED).update(
-            status=StatusChoice.SCHEDULE, retry=0, available_at=timezone.now(), locked_by="", last_error=""
+        return (
+            wiring.published_model()
+            .objects.filter(id__in=batch, status=StatusChoice.FAILED)
+            .update(
+                status=StatusChoice.SCHEDULE,
+                retry=0,
+                available_at=timezone.now(),
+                locked_by="",
+                last_error="",
+            )
         )
 
 
 def _park_batch(batch: list[Any], reason: str, now: datetime) -> int:
     with transaction.atomic():
-        qs = Published.objects.filter(id__in=batch, status=StatusChoice.SCHEDULE)
+        qs = wiring.published_model().objects.filter(id__in=batch, status=StatusChoice.SCHEDULE)
         return qs.filter(Q(locked_by="") | Q(available_at__lte=now)).update(
             status=StatusChoice.FAILED, last_error=reason, locked_by=""
         )

@@ -19,7 +19,7 @@ from django.core.cache import BaseCache
 from django.db import router
 from django.utils import timezone
 
-from django_outbox_pattern import conf
+from django_outbox_pattern import conf, wiring
 from django_outbox_pattern.broker import wire
 from django_outbox_pattern.core import observer as observing
 from django_outbox_pattern.relaying import batches, housekeeping, outbox, producer, relay, store
@@ -43,7 +43,7 @@ def build_relay(
     ``transport``, over STOMP."""
     s = settings or conf.get_settings()
     if outbox_store is None:
-        model = conf.import_object(s.DEFAULT_PUBLISHED_CLASS)
+        model = wiring.published_model(s)
         database = store.OutboxStore(model, using=router.db_for_write(model))
         if notifier is None and s.DEFAULT_RELAY_NOTIFY:
             from django_outbox_pattern.relaying import notify

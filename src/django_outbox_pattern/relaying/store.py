@@ -28,9 +28,9 @@ from django.db import DatabaseError, connections, models, transaction
 from django.db.models import ExpressionWrapper, F, Q
 from django.db.models.functions import Cast
 
-from django_outbox_pattern import exceptions
+from django_outbox_pattern import exceptions, wiring
 from django_outbox_pattern.choices import StatusChoice
-from django_outbox_pattern.models import Published
+from django_outbox_pattern.models import AbstractPublished
 from django_outbox_pattern.relaying.outbox import OutboxRow
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ BATCH_SIZE = 1000  # rows per statement for sweeps and purges
 _FIELDS = ("id", "destination", "wire_body", "wire_headers", "retry", "expired")
 
 
-def _wire_values(rows: models.QuerySet[Published], now: datetime.datetime) -> models.QuerySet[Any]:
+def _wire_values(rows: models.QuerySet[AbstractPublished], now: datetime.datetime) -> models.QuerySet[Any]:
     """``_FIELDS`` of the rows: JSON columns as their stored text, expiry compared by the database."""
     return rows.annotate(
         wire_body=Cast("body", output_field=models.TextField()),
@@ -77,11 +77,11 @@ class OutboxStore:
     STRATEGIES = ("returning", "skip_locked", "compare_and_set")
 
     def __init__(
-        self, model: type[Published] = Published, *, using: str | None = None, strategy: str = ""
+        self, model: type[AbstractPublished] | None = None, *, using: str | None = None, strategy: str = ""
     ) -> None:
         if strategy and strategy not in self.STRATEGIES:
             raise ValueError(f"strategy must be one of {self.STRATEGIES}, got {strategy!r}")
-        self.model = model
+        self.model = model or wiring.published_model()
         self.using = using or "default"
         self._strategy = strategy
 
@@ -97,7 +97,7 @@ class OutboxStore:
                 self._strategy = "compare_and_set"
         return self._strategy
 
-    def _rows(self) -> models.QuerySet[Published]:
+    def _rows(self) -> models.QuerySet[AbstractPublished]:
         return self.model.objects.using(self.using)
 
     def claim(
@@ -216,7 +216,7 @@ class OutboxStore:
         with wrap_errors("release unsent rows"):
             return self._leased(ids, token).update(available_at=now, locked_by="")
 
-    def _leased(self, ids: Sequence[Any], token: str) -> models.QuerySet[Published]:
+    def _leased(self, ids: Sequence[Any], token: str) -> models.QuerySet[AbstractPublished]:
         # Only while our lease holds: a row whose lease ran out may belong to another relay by now.
         return self._rows().filter(id__in=ids, locked_by=token, status=StatusChoice.SCHEDULE)
 
