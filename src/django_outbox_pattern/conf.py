@@ -104,10 +104,9 @@ class OutboxSettings:
 
     @property
     def queue_prefetch(self) -> int:
-        try:
-            return max(1, int(self.DEFAULT_STOMP_QUEUE_HEADERS.get("prefetch-count", "1")))
-        except ValueError:
-            return 1
+        from django_outbox_pattern.core import addressing
+
+        return max(1, addressing.prefetch_count(self.DEFAULT_STOMP_QUEUE_HEADERS, default=1))
 
 
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(OutboxSettings))

@@ -7,24 +7,18 @@ from typing import Any
 
 from django.utils import timezone
 
-ID_HEADER = "dop-msg-id"
-DESTINATION_HEADER = "dop-msg-destination"
-TYPE_HEADER = "dop-msg-type"
-SENT_TIME_HEADER = "dop-msg-sent-time"
-CORRELATION_HEADER = "dop-correlation-id"
-# Generated headers a row's custom headers can never override (the correlation id can be overridden).
-PROTECTED_HEADERS = frozenset({ID_HEADER, DESTINATION_HEADER, TYPE_HEADER, SENT_TIME_HEADER})
+from django_outbox_pattern.core import identity
 
 
 def generate_headers(message: Any) -> dict[str, str]:
     """The default DEFAULT_GENERATE_HEADERS: identity, destination, type, time and correlation id."""
     msg_id = str(message.id)
     return {
-        ID_HEADER: msg_id,
-        DESTINATION_HEADER: message.destination,
-        TYPE_HEADER: message.__class__.__name__,
-        SENT_TIME_HEADER: timezone.now().isoformat(),
-        CORRELATION_HEADER: msg_id,
+        identity.ID_HEADER: msg_id,
+        identity.DESTINATION_HEADER: message.destination,
+        identity.TYPE_HEADER: message.__class__.__name__,
+        identity.SENT_TIME_HEADER: timezone.now().isoformat(),
+        identity.CORRELATION_HEADER: msg_id,
     }
 
 
@@ -42,9 +36,9 @@ def get_message_headers(message: Any) -> dict[str, Any]:
     merged = {
         **tracing.trace_headers(),
         **generated,
-        **{k: v for k, v in custom.items() if k not in PROTECTED_HEADERS},
+        **{k: v for k, v in custom.items() if k not in identity.PROTECTED_HEADERS},
     }
-    for key in PROTECTED_HEADERS & generated.keys():
+    for key in identity.PROTECTED_HEADERS & generated.keys():
         merged[key] = generated[key]
     return merged
 

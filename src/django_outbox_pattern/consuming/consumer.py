@@ -32,7 +32,7 @@ from collections.abc import Callable
 from django_outbox_pattern import conf, exceptions
 from django_outbox_pattern.broker import transport, wire
 from django_outbox_pattern.consuming import handling, inbox, queues
-from django_outbox_pattern.core import backoff
+from django_outbox_pattern.core import addressing, backoff
 from django_outbox_pattern.core import observer as observing
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class Consumer:
         store: inbox.InboxStore | None = None,
         observer: observing.Observer | None = None,
     ) -> None:
-        self.queue = queues.queue_name_for(destination, queue_name)
+        self.queue = addressing.queue_name_for(destination, queue_name)
         self._observer = observing.shielded(observer)
         self.destination = destination
         self._settings = settings
@@ -85,9 +85,8 @@ class Consumer:
         self._store = store or inbox.DatabaseInbox(settings=settings)
         self._headers = queues.subscribe_headers(settings, self.queue)
         self._subscription = f"dop-{uuid.uuid4().hex[:12]}"
-        self._handoff: queue.Queue[tuple[wire.Transport, wire.Message]] = queue.Queue(
-            maxsize=2 * _prefetch(self._headers)  # 0 (unbounded) when the broker's prefetch is unlimited
-        )
+        handoff_size = 2 * addressing.prefetch_count(self._headers)  # 0: unbounded, as the prefetch
+        self._handoff: queue.Queue[tuple[wire.Transport, wire.Message]] = queue.Queue(maxsize=handoff_size)
         self._transport: wire.Transport | None = None
         self._stopping = threading.Event()
         self._ready = threading.Event()
@@ -100,7 +99,7 @@ class Consumer:
             settings=settings,
             store=self._store,
             subscription=self._subscription,
-            dead_letter_queue=queues.dead_letter_queue(self.queue),
+            dead_letter_queue=addressing.dead_letter_queue(self.queue),
             stopping=self._stopping,
             count=self._count,
         )
@@ -330,13 +329,6 @@ def _reason(conn: wire.Transport | None, default: str) -> str:
     return reason
 
 
-def _prefetch(headers: wire.Headers) -> int:
-    try:
-        return max(0, int(headers.get("prefetch-count", "0")))
-    except ValueError:
-        return 0
-
-
 def import_callback(path: str) -> Callback:
     """The callback named by a dotted path; ``CallbackImportError`` with the reason otherwise."""
     from django.utils.module_loading import import_string
@@ -365,7 +357,7 @@ def build_consumer(
 ) -> Consumer:
     """A ``Consumer`` over ``StompTransport`` built from the settings (default: the Django settings)."""
     settings = settings or conf.get_settings()
-    queues.queue_name_for(destination, queue_name)  # fail on a bad destination before importing anything
+    addressing.queue_name_for(destination, queue_name)  # fail on a bad destination before importing anything
     func = import_callback(callback) if isinstance(callback, str) else callback
     return Consumer(
         func,

@@ -28,11 +28,10 @@ from django.utils import timezone
 
 from django_outbox_pattern import conf, exceptions, wiring
 from django_outbox_pattern.choices import StatusChoice
+from django_outbox_pattern.core import identity
 
 logger = logging.getLogger(__name__)
 
-# Message identity, in order of preference: the 3.x header, this project's header, the broker's id.
-MSG_ID_HEADERS = ("cap-msg-id", "dop-msg-id", "message-id")
 MAX_MSG_ID_LENGTH = 100  # Received.msg_id is a CharField(max_length=100)
 PURGE_BATCH_SIZE = 1000
 # Errors after which the database connection is closed and the callback retried (connection lost, etc.).
@@ -48,14 +47,15 @@ def message_id(headers: Mapping[str, str]) -> str:
 
     Ids longer than the column are replaced by a stable ``sha256:<hex>`` digest of themselves.
     """
-    for key in MSG_ID_HEADERS:
+    for key in identity.IDENTITY_HEADERS:
         value = headers.get(key)
         if value:
             if len(value) > MAX_MSG_ID_LENGTH:
                 return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
             return value
     raise exceptions.MessageDecodeError(
-        f"The message has none of the headers {', '.join(MSG_ID_HEADERS)}: it cannot be deduplicated."
+        f"The message has none of the headers {', '.join(identity.IDENTITY_HEADERS)}: "
+        "it cannot be deduplicated."
     )
 
 

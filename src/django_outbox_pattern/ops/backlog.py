@@ -15,12 +15,12 @@ from django.db import DatabaseError, router
 from django.db.models import Count, Min
 from django.utils import timezone
 
-from django_outbox_pattern import exceptions, wiring
+from django_outbox_pattern import choices, exceptions, wiring
 from django_outbox_pattern.choices import StatusChoice
+from django_outbox_pattern.ops import labels
 
-STATUS_NAMES = {StatusChoice.SCHEDULE: "pending", StatusChoice.FAILED: "failed"}
-MAX_DESTINATIONS = 200  # label values beyond this are summed into destination="(other)"
-OTHER_DESTINATION = "(other)"
+STATUS_NAMES = choices.UNSENT_STATUS_NAMES
+MAX_DESTINATIONS = labels.MAX_DESTINATION_LABELS  # beyond this, rows are summed into destination="(other)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +80,9 @@ def _cap_destinations(rows: list[tuple[int, str, int]], limit: int) -> dict[tupl
     kept = set(sorted(totals, key=lambda d: (-totals[d], d))[:limit])
     counts: dict[tuple[str, str], int] = {}
     for status, destination, n in rows:
-        key = (STATUS_NAMES[StatusChoice(status)], destination if destination in kept else OTHER_DESTINATION)
+        key = (
+            STATUS_NAMES[StatusChoice(status)],
+            destination if destination in kept else labels.OTHER_DESTINATION,
+        )
         counts[key] = counts.get(key, 0) + n
     return counts

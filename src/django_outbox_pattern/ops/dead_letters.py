@@ -19,10 +19,10 @@ from typing import Literal
 
 from django_outbox_pattern import exceptions
 from django_outbox_pattern.broker import wire
+from django_outbox_pattern.core import addressing, identity
 
 logger = logging.getLogger(__name__)
 
-DLQ_PREFIX = "DLQ."
 IDLE_TIMEOUT_S = 2.0
 # Headers the broker sets on delivery; everything else (the application's headers) travels back unchanged.
 _BROKER_HEADERS = frozenset(
@@ -55,7 +55,7 @@ def requeue(
     limit: int | None = None,
     idle_timeout: float = IDLE_TIMEOUT_S,
     receipt_timeout: float = 30.0,
-    dlq_prefix: str = DLQ_PREFIX,
+    dlq_prefix: str = addressing.DEAD_LETTER_PREFIX,
 ) -> RequeueResult:
     """Move up to ``limit`` messages from ``<dlq_prefix><queue>`` to ``<queue>``; stop when it is idle."""
     if not queue or "/" in queue:
@@ -175,7 +175,7 @@ def _resend(conn: wire.Transport, target: str, message: wire.Message, timeout: f
 
 
 def _identity(message: wire.Message) -> str:
-    msg_id = message.headers.get("dop-msg-id")
+    msg_id = message.headers.get(identity.ID_HEADER)
     if msg_id:
         return msg_id
     return hashlib.sha256(message.body).hexdigest()

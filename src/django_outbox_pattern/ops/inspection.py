@@ -16,26 +16,10 @@ from django.db import models
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
-from django_outbox_pattern import wiring
+from django_outbox_pattern import choices, wiring
 from django_outbox_pattern.choices import StatusChoice
 
 Table = Literal["outbox", "inbox"]
-OUTBOX_STATUS: dict[int, str] = {
-    StatusChoice.SCHEDULE: "pending",
-    StatusChoice.FAILED: "failed",
-    StatusChoice.SUCCEEDED: "published",
-}
-INBOX_STATUS: dict[int, str] = {
-    StatusChoice.SCHEDULE: "pending",
-    StatusChoice.FAILED: "failed",
-    StatusChoice.SUCCEEDED: "processed",
-}
-STATUS_BY_NAME = {
-    "pending": StatusChoice.SCHEDULE,
-    "failed": StatusChoice.FAILED,
-    "published": StatusChoice.SUCCEEDED,
-    "processed": StatusChoice.SUCCEEDED,
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,8 +74,8 @@ def outbox_summary(*, now: datetime | None = None, max_destinations: int = 50) -
     """Counts by status and destination, the oldest pending row, due/in-flight/retrying rows, attempts."""
     now = now or timezone.now()
     rows = wiring.published_model().objects.all()
-    by_status = _by_status(rows, OUTBOX_STATUS)
-    destinations = _by_destination(rows.values_list("destination", "status"), OUTBOX_STATUS)
+    by_status = _by_status(rows, choices.OUTBOX_STATUS_NAMES)
+    destinations = _by_destination(rows.values_list("destination", "status"), choices.OUTBOX_STATUS_NAMES)
     pending = rows.filter(status=StatusChoice.SCHEDULE)
     oldest = pending.order_by("added", "id").values("id", "destination", "added").first()
     return {
@@ -117,8 +101,10 @@ def outbox_summary(*, now: datetime | None = None, max_destinations: int = 50) -
 def inbox_summary(*, max_destinations: int = 50) -> dict[str, Any]:
     """Counts by status and destination, and the oldest and newest received row."""
     rows = wiring.received_model().objects.all()
-    by_status = _by_status(rows, INBOX_STATUS)
-    destinations = _by_destination(rows.values_list("headers__destination", "status"), INBOX_STATUS)
+    by_status = _by_status(rows, choices.INBOX_STATUS_NAMES)
+    destinations = _by_destination(
+        rows.values_list("headers__destination", "status"), choices.INBOX_STATUS_NAMES
+    )
     span = rows.aggregate(oldest=Min("added"), newest=Max("added"))
     return {
         "total": sum(by_status.values()),
@@ -170,7 +156,7 @@ def id_states(ids: list[Any], *, now: datetime | None = None) -> dict[str, str]:
     found = {
         str(pk): "in flight"
         if status == StatusChoice.SCHEDULE and locked_by and available_at > now
-        else OUTBOX_STATUS.get(status, str(status))
+        else choices.OUTBOX_STATUS_NAMES.get(status, str(status))
         for pk, status, locked_by, available_at in wiring.published_model()
         .objects.filter(id__in=ids)
         .values_list("id", "status", "locked_by", "available_at")
@@ -193,7 +179,7 @@ def _row(table: Table, obj: Any, *, full: bool) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": str(obj.id),
             "destination": obj.destination,
-            "status": OUTBOX_STATUS.get(obj.status, obj.status),
+            "status": choices.OUTBOX_STATUS_NAMES.get(obj.status, obj.status),
             "attempts": obj.retry,
             "added": obj.added,
             "available_at": obj.available_at,
@@ -213,7 +199,7 @@ def _row(table: Table, obj: Any, *, full: bool) -> dict[str, Any]:
         "id": str(obj.id),
         "msg_id": obj.msg_id,
         "destination": obj.destination,
-        "status": INBOX_STATUS.get(obj.status, obj.status),
+        "status": choices.INBOX_STATUS_NAMES.get(obj.status, obj.status),
         "added": obj.added,
     }
     if full:

@@ -17,6 +17,7 @@ from collections.abc import Collection, Sequence
 
 from django_outbox_pattern import exceptions
 from django_outbox_pattern.broker import wire
+from django_outbox_pattern.core import addressing
 
 
 @dataclasses.dataclass
@@ -31,10 +32,7 @@ class _Subscription:
 
     @property
     def prefetch(self) -> int:
-        try:
-            return int(self.headers.get("prefetch-count", "0"))
-        except ValueError:
-            return 0
+        return addressing.prefetch_count(self.headers)
 
 
 @dataclasses.dataclass(frozen=True)

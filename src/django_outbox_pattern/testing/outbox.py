@@ -28,8 +28,8 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
-from django_outbox_pattern import headers as message_headers
 from django_outbox_pattern.choices import StatusChoice
+from django_outbox_pattern.core import identity
 from django_outbox_pattern.relaying import outbox
 
 DEFAULT_TTL = datetime.timedelta(days=1)  # as Published.expires_at
@@ -77,8 +77,8 @@ class MemoryOutbox:
         now = self._clock()
         row_id = row_id if row_id is not None else uuid.uuid4()
         generated = {
-            message_headers.ID_HEADER: str(row_id),
-            message_headers.DESTINATION_HEADER: destination,
+            identity.ID_HEADER: str(row_id),
+            identity.DESTINATION_HEADER: destination,
         }
         row = MemoryRow(
             id=row_id,

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from django_outbox_pattern.core import addressing
 from outboxctl import bootstrap, errors, output, params
 from outboxctl.commands import _repair, state
 from outboxctl.exit_codes import ExitCode
@@ -95,7 +96,7 @@ def requeue(
     ] = 2.0,
     dlq_prefix: Annotated[
         str, typer.Option("--dlq-prefix", help="Name prefix of the dead-letter queue.")
-    ] = "DLQ.",
+    ] = addressing.DEAD_LETTER_PREFIX,
     yes: params.YesOpt = False,
     as_json: params.JsonOpt = False,
 ) -> None:

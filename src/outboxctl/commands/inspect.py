@@ -67,6 +67,7 @@ def inspect(
         from django_outbox_pattern.ops import metrics as outbox_metrics
 
         return typer.echo(outbox_metrics.render_backlog(), nl=False)
+    from django_outbox_pattern import choices
     from django_outbox_pattern.ops import inspection
 
     table: Any = "inbox" if inbox else "outbox"
@@ -82,7 +83,7 @@ def inspect(
             )
         return output.print_json({"table": table, "row": row}) if as_json else views.row(table, row)
     names = [name for name, on in (("failed", failed), ("pending", pending), ("published", published)) if on]
-    statuses = tuple(inspection.STATUS_BY_NAME[name] for name in names)
+    statuses = tuple(choices.STATUS_BY_NAME[name] for name in names)
     if not (statuses or destination or since or limit or inbox):
         summary = {"outbox": inspection.outbox_summary(), "inbox": inspection.inbox_summary()}
         return output.print_json(summary) if as_json else views.summary(summary)

@@ -79,7 +79,8 @@ def purge(
     resolved = bootstrap.setup(state(ctx))
     from django.utils import timezone
 
-    from django_outbox_pattern.ops import inspection, operations
+    from django_outbox_pattern import choices
+    from django_outbox_pattern.ops import operations
 
     age = older_than if older_than is not None else timedelta(days=resolved.outbox.DAYS_TO_KEEP_DATA)
     tables: list[Any] = [t for t, on in (("outbox", outbox), ("inbox", inbox)) if on] or ["outbox", "inbox"]
@@ -90,7 +91,7 @@ def purge(
             older_than=age,
             now=now,
             include_unsent=include_unsent,
-            statuses=[inspection.STATUS_BY_NAME[s] for s in statuses] if table == "outbox" else None,
+            statuses=[choices.STATUS_BY_NAME[s] for s in statuses] if table == "outbox" else None,
         ).count()
         for table in tables
     }
@@ -117,7 +118,7 @@ def purge(
                 include_unsent=include_unsent,
                 batch_size=batch_size,
                 on_batch=advance,
-                statuses=[inspection.STATUS_BY_NAME[s] for s in statuses] if table == "outbox" else None,
+                statuses=[choices.STATUS_BY_NAME[s] for s in statuses] if table == "outbox" else None,
             )
             for table in tables
         )
