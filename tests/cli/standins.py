@@ -121,5 +121,5 @@ def consumer_standin(monkeypatch: pytest.MonkeyPatch) -> Engine:
         engine.built = StandInConsumer(engine.error, engine.sigterm_self)
         return engine.built
 
-    _install(monkeypatch, "consuming.consumer", "build_consumer", build_consumer)
+    _install(monkeypatch, "consuming.assembly", "build_consumer", build_consumer)
     return engine

@@ -21,7 +21,7 @@ from django.db import transaction
 
 from django_outbox_pattern import conf, exceptions, payloads
 from django_outbox_pattern.broker import transport, wire
-from django_outbox_pattern.consuming import consumer
+from django_outbox_pattern.consuming import assembly as consumer_assembly
 from django_outbox_pattern.models import Published
 from django_outbox_pattern.relaying import assembly, producer, store
 from tests.support.broker_helpers import QueueDrain
@@ -110,7 +110,7 @@ def test_exception_messages_and_reprs_never_show_secrets(
         repr(stomp),
         repr(producer.Producer(stomp, receipt_timeout=1)),
         repr(assembly.build_relay(settings, outbox_store=store.OutboxStore(), transport=stomp)),
-        repr(consumer.build_consumer(lambda payload: None, "/topic/k", settings=settings)),
+        repr(consumer_assembly.build_consumer(lambda payload: None, "/topic/k", settings=settings)),
     ]
     with caplog.at_level(logging.DEBUG), pytest.raises(exceptions.ConnectionFailed) as refused:
         stomp.connect()

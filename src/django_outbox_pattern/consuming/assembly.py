@@ -1,0 +1,57 @@
+"""``build_consumer()``: the one place a ``Consumer`` and its collaborators are assembled.
+
+The consumer receives its callback, transport factory (``StompTransport`` here), inbox store
+(``DatabaseInbox`` over DEFAULT_RECEIVED_CLASS) and observer; the ``subscribe`` commands, outboxctl and the
+tests call this factory. A dotted-path callback is imported here, after the destination was checked.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from django_outbox_pattern import conf, exceptions
+from django_outbox_pattern.broker import transport
+from django_outbox_pattern.consuming import consumer, inbox
+from django_outbox_pattern.core import addressing
+from django_outbox_pattern.core import observer as observing
+
+
+def import_callback(path: str) -> consumer.Callback:
+    """The callback named by a dotted path; ``CallbackImportError`` with the reason otherwise."""
+    from django.utils.module_loading import import_string
+
+    try:
+        func = import_string(path)
+    except Exception as exc:  # ImportError, or whatever its module raised while being imported
+        raise exceptions.CallbackImportError(
+            f"Cannot import the callback {path!r} ({conf.describe_error(exc)}): give a dotted path to a "
+            "function, such as `myapp.callbacks.handle`."
+        ) from exc
+    if not callable(func):
+        raise exceptions.CallbackImportError(
+            f"{path!r} is not callable: point it at a function taking a Payload."
+        )
+    return func  # type: ignore[no-any-return]
+
+
+def build_consumer(
+    callback: str | consumer.Callback,
+    destination: str,
+    queue_name: str | None = None,
+    *,
+    settings: conf.OutboxSettings | None = None,
+    observer: observing.Observer | None = None,
+) -> consumer.Consumer:
+    """A ``Consumer`` over ``StompTransport`` built from the settings (default: the Django settings)."""
+    settings = settings or conf.get_settings()
+    addressing.queue_name_for(destination, queue_name)  # fail on a bad destination before importing anything
+    func = import_callback(callback) if isinstance(callback, str) else callback
+    return consumer.Consumer(
+        func,
+        destination,
+        queue_name,
+        settings=settings,
+        transport_factory=functools.partial(transport.StompTransport, settings),
+        store=inbox.DatabaseInbox(settings=settings),
+        observer=observer,
+    )
