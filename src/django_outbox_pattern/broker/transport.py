@@ -22,7 +22,7 @@ from typing import Any
 from django_outbox_pattern import conf, exceptions
 from django_outbox_pattern.broker import frames, receiver, wire
 
-__all__ = ["StompTransport", "build_transport", "wrap_errors"]
+__all__ = ["StompTransport", "wrap_errors"]
 
 logger = logging.getLogger(__name__)
 
@@ -296,11 +296,8 @@ def _frame_encoder(conn: Any) -> frames.FrameEncoder | None:
     import stomp.connect
     import stomp.transport
 
-    stock = (
-        stomp.connect.StompConnection10,
-        stomp.connect.StompConnection11,
-        stomp.connect.StompConnection12,
-    )
+    connect = stomp.connect
+    stock = (connect.StompConnection10, connect.StompConnection11, connect.StompConnection12)
     version = getattr(conn, "version", None)
     if (
         type(conn) not in stock
@@ -309,8 +306,3 @@ def _frame_encoder(conn: Any) -> frames.FrameEncoder | None:
     ):
         return None
     return frames.FrameEncoder(version)
-
-
-def build_transport(settings: conf.OutboxSettings | None = None) -> StompTransport:
-    """A ``StompTransport`` from the given settings (default: the Django settings)."""
-    return StompTransport(settings or conf.get_settings())
