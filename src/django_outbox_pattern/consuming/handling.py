@@ -184,7 +184,7 @@ class Processor:
 
         def settle(ack: bool) -> None:
             try:
-                if ack:  # written with others by the worker's flush(), see consumer.py
+                if ack:  # written with others by the worker's flush(), see worker.py
                     source.ack(message.ack_id, self._subscription, defer=True)
                 else:
                     source.nack(message.ack_id, self._subscription, requeue=False)
