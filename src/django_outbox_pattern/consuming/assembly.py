@@ -11,12 +11,12 @@ import functools
 
 from django_outbox_pattern import conf, exceptions
 from django_outbox_pattern.broker import transport
-from django_outbox_pattern.consuming import consumer, inbox
+from django_outbox_pattern.consuming import consumer, handling, inbox
 from django_outbox_pattern.core import addressing
 from django_outbox_pattern.core import observer as observing
 
 
-def import_callback(path: str) -> consumer.Callback:
+def import_callback(path: str) -> handling.Callback:
     """The callback named by a dotted path; ``CallbackImportError`` with the reason otherwise."""
     from django.utils.module_loading import import_string
 
@@ -35,7 +35,7 @@ def import_callback(path: str) -> consumer.Callback:
 
 
 def build_consumer(
-    callback: str | consumer.Callback,
+    callback: str | handling.Callback,
     destination: str,
     queue_name: str | None = None,
     *,

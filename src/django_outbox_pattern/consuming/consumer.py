@@ -42,7 +42,6 @@ STABLE_CONNECTION_S = 10.0
 PURGE_CHECK_INTERVAL_S = 60.0  # how often the supervisor asks the cache whether retention is due
 ACK_MODE = "client-individual"
 
-Callback = handling.Callback
 TransportFactory = Callable[[], wire.Transport]
 
 
@@ -62,7 +61,7 @@ class Consumer:
 
     def __init__(
         self,
-        callback: Callback,
+        callback: handling.Callback,
         destination: str,
         queue_name: str | None = None,
         *,
