@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from django_outbox_pattern import conf
-from django_outbox_pattern.broker.transport import Message, StompTransport, new_receipt_id
+from django_outbox_pattern.broker.transport import StompTransport
+from django_outbox_pattern.broker.wire import Message, new_receipt_id
 
 QUEUE_EXPIRES_MS = 120_000  # an unused benchmark queue disappears two minutes after its last use
 RECEIPT_TIMEOUT_S = 120.0

@@ -99,7 +99,7 @@ def _payloads(messages: list[tuple[str, dict[str, str]]]) -> tuple[list[Any], st
 
 
 def _run_consumer(queue: str) -> tuple[Any, threading.Thread]:
-    from django_outbox_pattern.consuming.consumer import build_consumer
+    from django_outbox_pattern.consuming.assembly import build_consumer
 
     consumer = build_consumer(save_inbox, f"/queue/{queue}", queue)
     thread = threading.Thread(target=consumer.run, name="bench-consumer", daemon=True)

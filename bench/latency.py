@@ -27,7 +27,7 @@ WARMUP_TIMEOUT_S = 60.0
 def write_and_receive(
     queue: str, rate: float, seconds: float, body_bytes: int, poll_s: float
 ) -> dict[str, Any]:
-    from django_outbox_pattern.broker.transport import Message
+    from django_outbox_pattern.broker.wire import Message
     from django_outbox_pattern.models import Published
 
     destination = f"/amq/queue/{queue}"

@@ -28,7 +28,7 @@ _state: dict[str, Any] = {}
 def prepare(mode: str) -> dict[str, Any]:
     """Build the relay (``engine``) or import the management command (``command``), untimed."""
     if mode == "engine":
-        from django_outbox_pattern.relaying.relay import build_relay
+        from django_outbox_pattern.relaying.assembly import build_relay
 
         _state["relay"] = build_relay()
     else:

@@ -6,6 +6,7 @@ W001 relaying from SQLite (no row locks between relays: run one relay per databa
 W010 an unknown DJANGO_OUTBOX_PATTERN key (ignored, as 3.x did); W011 a value read as another one, the
 way 3.x coerced it (a string port, float heart-beats, a truthy flag, an SSL version name).
 W012 a 3.x setting that is accepted but has no effect here (NO_EFFECT says why).
+E005 a database given to ``check --database`` is not reachable (the probe of ops/probes.py).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def register() -> None:
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     mapping = getattr(settings, conf.SETTINGS_NAME, None) or {}
-    found = coercion.review(mapping, coercion.top_level_settings())
+    found = conf.review(mapping, coercion.top_level_settings())
     warnings: list[checks.CheckMessage] = [
         checks.Warning(f"{conf.SETTINGS_NAME}[{key!r}] {message}", hint=hint, id=f"{TAG}.{code}")
         for code, problems in (("W010", found.unknown), ("W011", found.coerced))
@@ -121,13 +122,21 @@ def check_model_configs(model: Any) -> list[checks.CheckMessage]:
 def check_database(
     app_configs: Any = None, databases: Any = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
+    from django_outbox_pattern.ops import probes
+
+    messages: list[checks.CheckMessage] = []
+    for alias in databases or ():
+        probe = probes.database(alias)
+        if not probe.ok:
+            messages.append(checks.Error(probe.detail, hint=probe.hint, id=f"{TAG}.E005"))
     if "default" not in connections or connections["default"].vendor != "sqlite":
-        return []
+        return messages
     return [
+        *messages,
         checks.Warning(
             "The outbox is on SQLite: relays cannot lock rows between processes.",
             hint="Run one relay per SQLite database (a second one is serialised by leases, not parallel); "
             "use PostgreSQL or MariaDB/MySQL for several relays.",
             id=f"{TAG}.W001",
-        )
+        ),
     ]

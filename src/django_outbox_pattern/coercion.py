@@ -21,7 +21,7 @@ import ssl
 from collections.abc import Mapping
 from typing import Any
 
-from django_outbox_pattern import conf
+from django_outbox_pattern import settings_rules as rules
 
 # override key in DJANGO_OUTBOX_PATTERN -> (top-level Django setting, index in DEFAULT_STOMP_HEARTBEATS)
 HEARTBEAT_OVERRIDES = {
@@ -29,7 +29,6 @@ HEARTBEAT_OVERRIDES = {
     "DEFAULT_STOMP_INCOMING_HEARTBEAT": ("STOMP_INCOMING_HEARTBEAT", 1),
 }
 TOP_LEVEL_KEYS = tuple(top for top, _ in HEARTBEAT_OVERRIDES.values())
-KNOWN_KEYS = (*conf.FIELD_NAMES, *HEARTBEAT_OVERRIDES)
 MAX_CHUNK_SIZE = 10000
 # Values RabbitMQ reads as true in a boolean SUBSCRIBE header (3.x sent ``str(DEFAULT_EXCLUSIVE_QUEUE)``).
 _RABBITMQ_TRUE = ("true", "True")
@@ -40,57 +39,60 @@ class Review:
     """What a mapping holds: usable values (coerced), and the problems found on the way."""
 
     values: dict[str, Any] = dataclasses.field(default_factory=dict)
-    errors: list[conf.Problem] = dataclasses.field(default_factory=list)  # unusable: fatal on startup
-    unknown: list[conf.Problem] = dataclasses.field(default_factory=list)  # ignored keys
-    coerced: list[conf.Problem] = dataclasses.field(default_factory=list)  # read as another value
+    errors: list[rules.Problem] = dataclasses.field(default_factory=list)  # unusable: fatal on startup
+    unknown: list[rules.Problem] = dataclasses.field(default_factory=list)  # ignored keys
+    coerced: list[rules.Problem] = dataclasses.field(default_factory=list)  # read as another value
 
 
 class _Unusable(Exception):
     pass
 
 
-def review(mapping: Any, top_level: Mapping[str, Any] | None = None) -> Review:
-    """Read ``mapping`` as 3.x did; ``top_level`` holds the top-level Django settings ``TOP_LEVEL_KEYS``."""
+def review(mapping: Any, top_level: Mapping[str, Any] | None = None, *, defaults: Any) -> Review:
+    """Read ``mapping`` as 3.x did; ``top_level`` holds the top-level Django settings ``TOP_LEVEL_KEYS``;
+    ``defaults`` is the settings dataclass's default instance (its fields are the known keys).
+    """
+    field_names = tuple(f.name for f in dataclasses.fields(defaults))
     out = Review()
     if not isinstance(mapping, Mapping):
         hint = "Set DJANGO_OUTBOX_PATTERN = {...} in settings."
-        out.errors.append((conf.SETTINGS_NAME, "must be a dict", hint))
+        out.errors.append((rules.SETTINGS_NAME, "must be a dict", hint))
         return out
     for key, value in mapping.items():
         if key in HEARTBEAT_OVERRIDES:
             continue
-        if key not in conf.FIELD_NAMES:
-            close = difflib.get_close_matches(str(key), KNOWN_KEYS, n=1)
+        if key not in field_names:
+            close = difflib.get_close_matches(str(key), (*field_names, *HEARTBEAT_OVERRIDES), n=1)
             hint = f"did you mean {close[0]}?" if close else "remove it; see the README's Settings section."
             out.unknown.append((str(key), "is not a setting of this release: ignored", hint))
             continue
         try:
             coerced, note = _coerce(key, value)
         except _Unusable as exc:
-            out.errors.append((key, str(exc), f"fix {conf.SETTINGS_NAME}[{key!r}]"))
+            out.errors.append((key, str(exc), f"fix {rules.SETTINGS_NAME}[{key!r}]"))
             continue
-        problems = conf.validate({key: coerced})
+        problems = rules.validate({key: coerced}, defaults)
         if problems:
             out.errors.extend(problems)
             continue
         if note:
-            shown = "a value (hidden)" if key in conf.SECRET_KEYS else repr(value)
+            shown = "a value (hidden)" if key in rules.SECRET_KEYS else repr(value)
             out.coerced.append((key, f"{shown} {note}", f"write {coerced!r} to silence this warning"))
         out.values[key] = coerced
-    _apply_heartbeat_overrides(mapping, top_level or {}, out)
+    _apply_heartbeat_overrides(mapping, top_level or {}, out, defaults.DEFAULT_STOMP_HEARTBEATS)
     return out
 
 
 def _coerce(key: str, value: Any) -> tuple[Any, str | None]:
     """The value as 3.x (or stomp.py under it) would have used it, and a note when it changed."""
-    if key in conf._BOOLS and not isinstance(value, bool):
+    if key in rules.BOOLS and not isinstance(value, bool):
         # DEFAULT_EXCLUSIVE_QUEUE: 3.x sent str(value) in a header, and RabbitMQ reads only "true"/"True";
         # the others: 3.x tested the value's truth ("false" is a non-empty string, so it meant True).
         result = str(value) in _RABBITMQ_TRUE if key == "DEFAULT_EXCLUSIVE_QUEUE" else bool(value)
         return result, f"is not True or False: read as {result}, as 3.x did"
     if key == "DEFAULT_CONSUMER_SHUTDOWN_TIMEOUT" and value is None:
         return None, None  # 3.x: wait for the current callback without a limit
-    if key in conf._NUMBER_RANGES:
+    if key in rules.NUMBER_RANGES:
         return _number(key, value)
     if key == "DEFAULT_STOMP_HOST_AND_PORTS" and isinstance(value, (list, tuple)):
         if any(_text_port(item) for item in value):  # 3.x: socket.create_connection() took it as it was
@@ -103,13 +105,13 @@ def _coerce(key: str, value: Any) -> tuple[Any, str | None]:
         return (pair, "is not two whole milliseconds: rounded") if changed else (value, None)
     if key == "DEFAULT_STOMP_SSL_VERSION" and isinstance(value, str):
         return _ssl_version(value)
-    if key in conf._OPTIONAL_STRINGS and isinstance(value, os.PathLike):
+    if key in rules.OPTIONAL_STRINGS and isinstance(value, os.PathLike):
         return os.fspath(value), None
     return value, None
 
 
 def _number(key: str, value: Any) -> tuple[Any, str | None]:
-    kind = conf._NUMBER_RANGES[key][0]
+    kind = rules.NUMBER_RANGES[key][0]
     note = None
     if isinstance(value, str):  # accepted silently, as before (3.x int()-ed some of them)
         try:
@@ -154,8 +156,10 @@ def _ssl_version(name: str) -> tuple[int | None, str]:
     )
 
 
-def _apply_heartbeat_overrides(mapping: Mapping[str, Any], top_level: Mapping[str, Any], out: Review) -> None:
-    beats = list(out.values.get("DEFAULT_STOMP_HEARTBEATS", conf.DEFAULTS.DEFAULT_STOMP_HEARTBEATS))
+def _apply_heartbeat_overrides(
+    mapping: Mapping[str, Any], top_level: Mapping[str, Any], out: Review, default_beats: tuple[int, int]
+) -> None:
+    beats = list(out.values.get("DEFAULT_STOMP_HEARTBEATS", default_beats))
     changed = False
     for key, (top, index) in HEARTBEAT_OVERRIDES.items():
         source, value = (key, mapping.get(key)) if mapping.get(key) is not None else (top, top_level.get(top))

@@ -9,17 +9,17 @@ Attribute names are the README keys, so they can be grepped against the spec. ``
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import logging
 import ssl
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from django_outbox_pattern import exceptions
+from django_outbox_pattern import coercion, exceptions, settings_rules
 
-SETTINGS_NAME = "DJANGO_OUTBOX_PATTERN"
-SECRET_KEYS = frozenset({"DEFAULT_STOMP_PASSCODE", "DEFAULT_STOMP_SSL_PASSWORD"})
+SETTINGS_NAME = settings_rules.SETTINGS_NAME
+SECRET_KEYS = settings_rules.SECRET_KEYS
+Problem = settings_rules.Problem
 
 _DEFAULT_QUEUE_HEADERS: Mapping[str, str] = MappingProxyType(
     {"durable": "true", "auto-delete": "false", "prefetch-count": "1"}
@@ -83,16 +83,14 @@ class OutboxSettings:
         """Build the settings from a user mapping read as 3.x read it (coercion.py: unknown keys ignored,
         values coerced); raise ConfigurationError if a value is unusable. ``top_level``: the top-level
         Django heart-beat settings (``coercion.top_level_settings()``)."""
-        from django_outbox_pattern import coercion
-
-        found = coercion.review(mapping or {}, top_level)
+        found = coercion.review(mapping or {}, top_level, defaults=DEFAULTS)
         if found.errors:
             raise exceptions.ConfigurationError(_describe(found.errors))
         return cls._from_values(found.values)
 
     @classmethod
     def _from_values(cls, values: Mapping[str, Any]) -> OutboxSettings:
-        return cls(**{key: _normalise(key, value) for key, value in values.items()})
+        return cls(**{key: settings_rules.normalise(key, value) for key, value in values.items()})
 
     def public_dict(self) -> dict[str, Any]:
         """All values with secrets masked: safe to print or log."""
@@ -114,164 +112,23 @@ class OutboxSettings:
 
     @property
     def queue_prefetch(self) -> int:
-        try:
-            return max(1, int(self.DEFAULT_STOMP_QUEUE_HEADERS.get("prefetch-count", "1")))
-        except ValueError:
-            return 1
+        from django_outbox_pattern.core import addressing
+
+        return max(1, addressing.prefetch_count(self.DEFAULT_STOMP_QUEUE_HEADERS, default=1))
 
 
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(OutboxSettings))
 DEFAULTS = OutboxSettings()
 
-_NUMBER_RANGES: dict[str, tuple[type, float, float | None]] = {
-    "DEFAULT_MAXIMUM_BACKOFF": (float, 0, None),
-    "DEFAULT_MAXIMUM_RETRY_ATTEMPTS": (int, 1, None),
-    "DEFAULT_PAUSE_FOR_RETRY": (float, 0, None),
-    "DEFAULT_WAIT_RETRY": (float, 0, None),
-    "DAYS_TO_KEEP_DATA": (int, 0, None),
-    "REMOVE_DATA_CACHE_TTL": (int, 0, None),
-    "DEFAULT_PUBLISHED_CHUNK_SIZE": (int, 1, 10000),
-    "DEFAULT_PRODUCER_WAITING_TIME": (float, 0.001, None),
-    "DEFAULT_CONSUMER_SHUTDOWN_TIMEOUT": (float, 0, None),
-    "DEFAULT_CONSUMER_MAX_RETRY_ATTEMPTS": (int, 0, None),
-    "DEFAULT_CONSUMER_RETRY_WAIT": (float, 0, None),
-    "DEFAULT_RECEIPT_TIMEOUT": (float, 0.001, None),
-    "DEFAULT_CONNECT_TIMEOUT": (float, 0.001, None),
-    "DEFAULT_RELAY_LEASE": (float, 1, None),
-    "DEFAULT_RETRY_BASE_DELAY": (float, 0, None),
-}
-_BOOLS = {
-    "DEFAULT_STOMP_USE_SSL",
-    "DEFAULT_EXCLUSIVE_QUEUE",
-    "DEFAULT_CONSUMER_PROCESS_MSG_ON_BACKGROUND",
-    "DEFAULT_RELAY_NOTIFY",
-}
-_STRINGS = {
-    "DEFAULT_CONNECTION_CLASS",
-    "DEFAULT_CONSUMER_LISTENER_CLASS",
-    "DEFAULT_PRODUCER_LISTENER_CLASS",
-    "DEFAULT_STOMP_VHOST",
-    "DEFAULT_STOMP_USERNAME",
-    "DEFAULT_STOMP_PASSCODE",
-    "OUTBOX_PATTERN_PUBLISHER_CACHE_KEY",
-    "OUTBOX_PATTERN_CONSUMER_CACHE_KEY",
-    "DEFAULT_PUBLISHED_CLASS",
-    "DEFAULT_RECEIVED_CLASS",
-}
-_OPTIONAL_STRINGS = {
-    "DEFAULT_STOMP_KEY_FILE",
-    "DEFAULT_STOMP_CERT_FILE",
-    "DEFAULT_STOMP_CA_CERTS",
-    "DEFAULT_STOMP_SSL_PASSWORD",
-}
-
-Problem = tuple[str, str, str]  # (key, message, hint)
-
 
 def validate(mapping: Mapping[str, Any]) -> list[Problem]:
-    """Every problem of a user mapping: unknown keys (with a did-you-mean hint), wrong types and ranges."""
-    if not isinstance(mapping, Mapping):
-        return [(SETTINGS_NAME, "must be a dict", "Set DJANGO_OUTBOX_PATTERN = {...} in settings.")]
-    problems: list[Problem] = []
-    for key, value in mapping.items():
-        if key not in FIELD_NAMES:
-            close = difflib.get_close_matches(str(key), FIELD_NAMES, n=1)
-            hint = f"did you mean {close[0]}?" if close else "remove it; see the README's Settings section."
-            problems.append((str(key), "unknown setting", hint))
-            continue
-        message = _check_value(key, value)
-        if message and key in SECRET_KEYS:  # never echo a secret, even a malformed one
-            message = message.replace(repr(value), f"a {type(value).__name__} value (hidden)")
-            problems.append((key, message, f"fix {SETTINGS_NAME}[{key!r}]: it must be a string"))
-        elif message:
-            problems.append(
-                (key, message, f"fix {SETTINGS_NAME}[{key!r}]; default is {getattr(DEFAULTS, key)!r}")
-            )
-    return problems
+    """Every problem of a user mapping, strictly: unknown keys (did you mean?), wrong types and ranges."""
+    return settings_rules.validate(mapping, DEFAULTS)
 
 
-def _check_value(key: str, value: Any) -> str | None:
-    if key == "DEFAULT_CONSUMER_SHUTDOWN_TIMEOUT" and value is None:
-        return None
-    if key in _NUMBER_RANGES:
-        kind, low, high = _NUMBER_RANGES[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
-            if isinstance(value, str) and _parses(value, kind):
-                value = kind(value)
-            else:
-                return f"must be {'a number' if kind is float else 'a whole number'}, got {value!r}"
-        if value < low or (high is not None and value > high):
-            return f"must be between {low} and {high}" if high is not None else f"must be at least {low}"
-        return None
-    if key in _BOOLS:
-        return None if isinstance(value, bool) else f"must be True or False, got {value!r}"
-    if key in _STRINGS:
-        return None if isinstance(value, str) and value else f"must be a non-empty string, got {value!r}"
-    if key in _OPTIONAL_STRINGS:
-        return None if value is None or isinstance(value, str) else f"must be a string or None, got {value!r}"
-    if key == "DEFAULT_STOMP_HOST_AND_PORTS":
-        return _check_hosts(value)
-    if key == "DEFAULT_STOMP_HEARTBEATS":
-        ok = isinstance(value, (list, tuple)) and len(value) == 2
-        ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
-        return None if ok else f"must be two non-negative milliseconds (send, receive), got {value!r}"
-    if key == "DEFAULT_STOMP_QUEUE_HEADERS":
-        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-            return f"must be a dict of header names to values, got {value!r}"
-        return None
-    if key in ("DEFAULT_GENERATE_HEADERS", "DEFAULT_STOMP_CERT_VALIDATOR"):
-        ok = (
-            callable(value)
-            or (isinstance(value, str) and bool(value))
-            or (value is None and "VALIDATOR" in key)
-        )
-        return None if ok else f"must be a dotted path or a callable, got {value!r}"
-    if key == "DEFAULT_STOMP_SSL_VERSION":
-        return (
-            None
-            if value is None or isinstance(value, int)
-            else f"must be an ssl.PROTOCOL_* constant, got {value!r}"
-        )
-    return None
-
-
-def _parses(value: str, kind: type) -> bool:
-    try:
-        kind(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _check_hosts(value: Any) -> str | None:
-    if not isinstance(value, (list, tuple)) or not value:
-        return f"must be a non-empty list of (host, port) pairs, got {value!r}"
-    for item in value:
-        if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str) and item[0]):
-            return f"each entry must be a (host, port) pair, got {item!r}"
-        port = item[1]
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            return f"port must be a whole number from 1 to 65535, got {port!r}"
-    return None
-
-
-def _normalise(key: str, value: Any) -> Any:
-    if key == "DEFAULT_STOMP_HOST_AND_PORTS":
-        return tuple((str(host), int(port)) for host, port in value)
-    if key == "DEFAULT_STOMP_HEARTBEATS":
-        return (int(value[0]), int(value[1]))
-    if key == "DEFAULT_STOMP_QUEUE_HEADERS":
-        return MappingProxyType({str(k): _header_value(v) for k, v in value.items()})
-    if key in _NUMBER_RANGES and value is not None:
-        kind = _NUMBER_RANGES[key][0]
-        return kind(value)
-    return value
-
-
-def _header_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+def review(mapping: Any, top_level: Mapping[str, Any] | None = None) -> coercion.Review:
+    """``mapping`` read as 3.x read it (coercion.py): usable values, unknown keys, coerced, unusable."""
+    return coercion.review(mapping, top_level, defaults=DEFAULTS)
 
 
 _cached: tuple[OutboxSettings, list[Problem]] | None = None
@@ -291,9 +148,7 @@ def get_settings(*, strict: bool = True) -> OutboxSettings:
     """
     global _cached
     if _cached is None:
-        from django_outbox_pattern import coercion
-
-        found = coercion.review({**_django_mapping(), **_overrides}, coercion.top_level_settings())
+        found = review({**_django_mapping(), **_overrides}, coercion.top_level_settings())
         for key, message, hint in found.errors + found.unknown + found.coerced:
             _log_once(f"{SETTINGS_NAME}[{key!r}] {message} ({hint})")
         _cached = (OutboxSettings._from_values(found.values), found.errors)

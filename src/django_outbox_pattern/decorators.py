@@ -106,12 +106,14 @@ def _wrap_manager(manager: models.Manager[Any]) -> None:
 
 
 def write_outbox_rows(objs: Sequence[models.Model], *, using: str | None = None) -> None:
-    """Insert the outbox rows of decorated model instances in one statement (COPY on PostgreSQL)."""
-    from django_outbox_pattern.models import Published
+    """Insert the outbox rows (DEFAULT_PUBLISHED_CLASS) of decorated model instances in one statement
+    (COPY on PostgreSQL)."""
+    from django_outbox_pattern import wiring
     from django_outbox_pattern.relaying import bulk
 
+    outbox_model = wiring.published_model()
     rows = [
-        Published(destination=config.destination, version=config.version, body=build_body(obj, config))
+        outbox_model(destination=config.destination, version=config.version, body=build_body(obj, config))
         for obj in objs
         for config in getattr(type(obj), CONFIGS_ATTR, ())
     ]

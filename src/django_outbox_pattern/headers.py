@@ -10,15 +10,7 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
-from django_outbox_pattern.core import requestid
-
-ID_HEADER = "dop-msg-id"
-DESTINATION_HEADER = "dop-msg-destination"
-TYPE_HEADER = "dop-msg-type"
-SENT_TIME_HEADER = "dop-msg-sent-time"
-CORRELATION_HEADER = "dop-correlation-id"
-# Generated headers a row's custom headers can never override (the correlation id can be overridden).
-PROTECTED_HEADERS = frozenset({ID_HEADER, DESTINATION_HEADER, TYPE_HEADER, SENT_TIME_HEADER})
+from django_outbox_pattern.core import identity, requestid
 
 
 def generate_headers(message: Any) -> dict[str, str]:
@@ -28,11 +20,11 @@ def generate_headers(message: Any) -> dict[str, str]:
     is the current request id (request-id-django-log's, or the message a callback is handling), else new.
     """
     return {
-        ID_HEADER: str(message.id),
-        DESTINATION_HEADER: message.destination,
-        TYPE_HEADER: message.__class__.__name__,
-        SENT_TIME_HEADER: json_time(timezone.now()),
-        CORRELATION_HEADER: requestid.current() or str(uuid.uuid4()),
+        identity.ID_HEADER: str(message.id),
+        identity.DESTINATION_HEADER: message.destination,
+        identity.TYPE_HEADER: message.__class__.__name__,
+        identity.SENT_TIME_HEADER: json_time(timezone.now()),
+        identity.CORRELATION_HEADER: requestid.current() or str(uuid.uuid4()),
     }
 
 
@@ -60,9 +52,9 @@ def get_message_headers(published: Any) -> dict[str, Any]:
     merged = {
         **tracing.trace_headers(),
         **generated,
-        **{k: v for k, v in custom.items() if k not in PROTECTED_HEADERS},
+        **{k: v for k, v in custom.items() if k not in identity.PROTECTED_HEADERS},
     }
-    for key in PROTECTED_HEADERS & generated.keys():
+    for key in identity.PROTECTED_HEADERS & generated.keys():
         merged[key] = generated[key]
     return merged
 

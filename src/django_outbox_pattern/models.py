@@ -1,4 +1,9 @@
-"""The outbox (``Published``) and inbox (``Received``) tables, compatible with 2.x/3.x databases."""
+"""The outbox (``Published``) and inbox (``Received``) tables, compatible with 2.x/3.x databases.
+
+A project that wants its own tables sets DEFAULT_PUBLISHED_CLASS / DEFAULT_RECEIVED_CLASS to a concrete
+subclass of ``AbstractPublished`` / ``AbstractReceived`` (same columns, its own ``db_table``); every
+reader and writer resolves the classes through wiring.py.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,20 @@ from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from django_outbox_pattern import wiring
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.headers import get_message_headers
-from django_outbox_pattern.relaying import notify
 
-__all__ = ["Published", "Received", "RelayProcess", "Repair", "RepairedRow", "StatusChoice"]
+__all__ = [
+    "AbstractPublished",
+    "AbstractReceived",
+    "Published",
+    "Received",
+    "RelayProcess",
+    "Repair",
+    "RepairedRow",
+    "StatusChoice",
+]
 
 
 def _one_more_day() -> datetime:
@@ -23,20 +37,20 @@ def _one_more_day() -> datetime:
     return timezone.now() + timedelta(1)
 
 
-class PublishedQuerySet(models.QuerySet["Published"]):
-    def bulk_create(self, objs: Iterable[Published], *args: Any, **kwargs: Any) -> list[Published]:
+class PublishedQuerySet(models.QuerySet[Any]):
+    def bulk_create(self, objs: Iterable[Any], *args: Any, **kwargs: Any) -> list[Any]:
         """Like ``QuerySet.bulk_create``, but versions destinations and fills headers as ``save()`` does."""
         objs = list(objs)
         for obj in objs:
             obj.prepare_for_insert()
         created = super().bulk_create(objs, *args, **kwargs)
         if created:
-            notify.rows_inserted(self.db)
+            wiring.rows_inserted(self.db)
         return created
 
 
-class Published(models.Model):
-    """One message waiting in (or sent from) the outbox."""
+class AbstractPublished(models.Model):
+    """One message waiting in (or sent from) the outbox: the columns the relay and the tools need."""
 
     id = models.UUIDField(
         primary_key=True,
@@ -66,18 +80,7 @@ class Published(models.Model):
     objects = PublishedQuerySet.as_manager()
 
     class Meta:
-        verbose_name = "published"
-        db_table = "published"
-        indexes = [
-            models.Index(fields=["status"], name="published_status_27c9ec_btree"),
-            models.Index(fields=["status", "available_at"], name="dop_pub_claim_idx"),
-        ]
-        # Operator repairs, each its own grant (superusers hold them all; see docs/security.md).
-        permissions = [
-            ("replay_published", "Can replay failed outbox messages"),
-            ("dead_letter_published", "Can dead-letter (park) pending outbox messages"),
-            ("purge_published", "Can purge sent or failed outbox messages"),
-        ]
+        abstract = True
 
     def __str__(self) -> str:
         return f"{self.destination} - {self.body}"
@@ -94,10 +97,28 @@ class Published(models.Model):
             self.prepare_for_insert()
         super().save(*args, **kwargs)
         if adding:
-            notify.rows_inserted(self._state.db)
+            wiring.rows_inserted(self._state.db)
 
 
-class Received(models.Model):
+class Published(AbstractPublished):
+    """The outbox table (DEFAULT_PUBLISHED_CLASS by default)."""
+
+    class Meta:
+        verbose_name = "published"
+        db_table = "published"
+        indexes = [
+            models.Index(fields=["status"], name="published_status_27c9ec_btree"),
+            models.Index(fields=["status", "available_at"], name="dop_pub_claim_idx"),
+        ]
+        # Operator repairs, each its own grant (superusers hold them all; see docs/security.md).
+        permissions = [
+            ("replay_published", "Can replay failed outbox messages"),
+            ("dead_letter_published", "Can dead-letter (park) pending outbox messages"),
+            ("purge_published", "Can purge sent or failed outbox messages"),
+        ]
+
+
+class AbstractReceived(models.Model):
     """One message taken from the broker: its unique ``msg_id`` makes processing idempotent."""
 
     id = models.UUIDField(
@@ -115,6 +136,22 @@ class Received(models.Model):
     retry = models.PositiveIntegerField(default=0)
     status = models.IntegerField(choices=StatusChoice.choices, default=StatusChoice.SUCCEEDED)
 
+    objects: models.Manager[Any] = models.Manager()
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.destination} - {self.body}"
+
+    @property
+    def destination(self) -> str:
+        return str(self.headers.get("destination", "")) if isinstance(self.headers, dict) else ""
+
+
+class Received(AbstractReceived):
+    """The inbox table (DEFAULT_RECEIVED_CLASS by default)."""
+
     class Meta:
         verbose_name = "received"
         db_table = "received"
@@ -126,13 +163,6 @@ class Received(models.Model):
             ("reprocess_received", "Can mark received messages for reprocessing (forget their id)"),
             ("purge_received", "Can purge received messages past the retention period"),
         ]
-
-    def __str__(self) -> str:
-        return f"{self.destination} - {self.body}"
-
-    @property
-    def destination(self) -> str:
-        return str(self.headers.get("destination", "")) if isinstance(self.headers, dict) else ""
 
 
 class Repair(models.Model):
@@ -153,6 +183,8 @@ class Repair(models.Model):
     # Rows changed (or deleted): kept up to date batch by batch, in each batch's transaction.
     count = models.PositiveIntegerField(default=0)
 
+    objects: models.Manager[Repair] = models.Manager()
+
     class Meta:
         verbose_name = "repair"
         db_table = "outbox_repair"
@@ -170,6 +202,9 @@ class RepairedRow(models.Model):
     # The Published/Received primary key as text; for the inbox also the message id.
     row_id = models.CharField(max_length=64, db_index=True)
     msg_id = models.CharField(max_length=100, blank=True, default="", db_index=True)
+
+    repair_id: int
+    objects: models.Manager[RepairedRow] = models.Manager()
 
     class Meta:
         verbose_name = "repaired row"
@@ -192,6 +227,8 @@ class RelayProcess(models.Model):
     pid = models.IntegerField(default=0)
     started_at = models.DateTimeField(default=timezone.now)
     beat_at = models.DateTimeField(db_index=True)
+
+    objects: models.Manager[RelayProcess] = models.Manager()
 
     class Meta:
         verbose_name = "relay process"

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from django_outbox_pattern import exceptions
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern.broker import wire
 from django_outbox_pattern.consuming import inbox
 
 logger = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class Payload:
 
     @classmethod
     def from_message(
-        cls, message: transport.Message, *, msg_id: str, settle: Settle, store: inbox.InboxStore
+        cls, message: wire.Message, *, msg_id: str, settle: Settle, store: inbox.InboxStore
     ) -> Payload:
         return cls(
             decode_body(message.body, msg_id), message.headers, msg_id=msg_id, settle=settle, store=store

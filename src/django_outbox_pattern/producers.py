@@ -24,7 +24,9 @@ import uuid
 from types import TracebackType
 from typing import Any
 
-from django_outbox_pattern import bases, conf, exceptions, headers, tracing
+from django_outbox_pattern import bases, conf, exceptions, tracing
+from django_outbox_pattern.core import identity
+from django_outbox_pattern.relaying import assembly
 from django_outbox_pattern.relaying import producer as engine
 from django_outbox_pattern.relaying import relay as relaying
 
@@ -67,7 +69,7 @@ class Producer(bases.Base):
         """Disconnect; never raises."""
         self._stopping.set()
         if self._relay is not None:
-            self._relay.producer.close()
+            self._relay.close()
         self._disconnect()
 
     close = stop  # this project's 2.x name
@@ -122,7 +124,7 @@ class Producer(bases.Base):
         DEFAULT_PRODUCER_WAITING_TIME when there were none. Broker and database errors are logged."""
         s = self.connection.settings(**self._credentials)
         if self._relay is None:
-            self._relay = relaying.build_relay(s)
+            self._relay = assembly.build_relay(s)
         try:
             handled = self._relay.run_once()
         except (exceptions.TransportConnectionError, exceptions.StorageError) as exc:
@@ -138,5 +140,5 @@ def _frame_headers(arguments: dict[str, Any]) -> dict[str, Any]:
     if "content_type" in extra:
         extra["content-type"] = extra.pop("content_type")
     merged = {**tracing.trace_headers(), **(arguments.get("headers") or {}), **extra}
-    merged.setdefault(headers.ID_HEADER, uuid.uuid4().hex)
+    merged.setdefault(identity.ID_HEADER, uuid.uuid4().hex)
     return merged

@@ -20,7 +20,7 @@ from typing import Any
 
 from django.db import router
 
-from django_outbox_pattern import conf, testing
+from django_outbox_pattern import conf, testing, wiring
 from django_outbox_pattern.choices import StatusChoice
 
 MAX_DRAIN_PASSES = 10_000  # a drain that needs more passes than this is stuck: fail instead of hanging
@@ -42,7 +42,7 @@ class OutboxTestHelper:
 
     @property
     def model(self) -> Any:
-        return conf.import_object(self.settings.DEFAULT_PUBLISHED_CLASS)
+        return wiring.published_model(self.settings)
 
     @property
     def sent(self) -> list[testing.SentMessage]:
@@ -122,12 +122,12 @@ class OutboxTestHelper:
         The real ``relay.Relay`` sends over a ``MemoryTransport``, so rows end up SUCCEEDED (or retried,
         or FAILED) exactly as in production; broker errors are raised to the test.
         """
-        from django_outbox_pattern.relaying import relay, store
+        from django_outbox_pattern.relaying import assembly, store
 
         model = self.model
         outbox = store.OutboxStore(model, using=router.db_for_write(model))
-        engine = relay.Relay(
-            store=outbox, transport=testing.MemoryTransport(self.broker), settings=self.settings
+        engine = assembly.build_relay(
+            self.settings, outbox_store=outbox, transport=testing.MemoryTransport(self.broker)
         )
         before = len(self.broker.sent)
         try:
@@ -137,7 +137,7 @@ class OutboxTestHelper:
             else:
                 raise AssertionError(f"The outbox did not drain in {MAX_DRAIN_PASSES} relay passes.")
         finally:
-            engine.producer.close()
+            engine.close()
         return self.broker.sent[before:]
 
 

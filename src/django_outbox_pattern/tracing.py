@@ -21,11 +21,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from django_outbox_pattern import __version__
+from django_outbox_pattern.core import identity
 
 TRACER_NAME = "django_outbox_pattern"
 TRACE_HEADERS = ("traceparent", "tracestate")
 MAX_BATCH_LINKS = 128  # links recorded on a relay batch span
-ID_HEADER = "dop-msg-id"  # same as headers.ID_HEADER (not imported: headers.py imports this module)
 
 
 @functools.cache
@@ -76,12 +76,12 @@ def consumer_span(headers: Mapping[str, Any], *, destination: str | None = None)
         return
     trace, propagate = api
     carrier = {str(k): str(v) for k, v in headers.items()}
-    destination = destination or carrier.get("destination") or carrier.get("dop-msg-destination", "")
+    destination = destination or carrier.get("destination") or carrier.get(identity.DESTINATION_HEADER, "")
     attributes = {
         "messaging.system": "rabbitmq",
         "messaging.operation": "process",
         "messaging.destination.name": destination,
-        "messaging.message.id": carrier.get(ID_HEADER, carrier.get("message-id", "")),
+        "messaging.message.id": carrier.get(identity.ID_HEADER, carrier.get(identity.BROKER_ID_HEADER, "")),
     }
     with _tracer(trace).start_as_current_span(
         f"{destination} process",

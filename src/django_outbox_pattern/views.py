@@ -26,8 +26,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from django_outbox_pattern import exceptions
-from django_outbox_pattern.ops import backlog
-from django_outbox_pattern.ops import health as health_checks
+from django_outbox_pattern.ops import backlog, probes
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ _URL_PASSWORD = re.compile(r"(//[^:/@\s]+:)[^@/\s]+@")
 @require_GET
 def health(request: HttpRequest, max_lag_s: float | None = None, detail: bool = False) -> JsonResponse:
     """``{"status", "database", "backlog", "reasons"}``: "ok" (200) or "failing" (503) with reasons."""
-    database = health_checks.check_database()
+    database = probes.database()
     body: dict[str, Any] = {"database": {"ok": database.ok}, "backlog": None, "reasons": []}
     if not database.ok:
         _log_failure("health_database_failed", database.detail)

@@ -167,10 +167,9 @@ def _ensure_mysql_driver() -> None:
 
 
 def _check_django_mapping(mapping: Any, module: str) -> None:
-    from django_outbox_pattern import coercion
 
     # read as the Django app reads it: unknown keys and values 3.x coerced are not errors (check warns)
-    for key, message, hint in coercion.review(mapping).errors:
+    for key, message, hint in conf.review(mapping).errors:
         raise config.ConfigFileError(
             f"django settings {module}: {conf.SETTINGS_NAME}[{key!r}] {message} ({hint})"
         )

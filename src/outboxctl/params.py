@@ -14,20 +14,36 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 
 
+class DurationOutOfRange(typer.BadParameter):
+    """A well-formed duration reaching back before year 1: bad input (exit 2), not a bug."""
+
+
 def parse_duration(text: str) -> timedelta:
-    """``30d``, ``12h``, ``1w2d``, ``90s`` -> timedelta; units s, m, h, d, w."""
+    """``30d``, ``12h``, ``1w2d``, ``90s`` -> timedelta; units s, m, h, d, w.
+
+    The duration must reach back to a representable date (``now - duration`` after year 1), since every
+    command uses it as "that long ago"; longer is a usage error, never an overflow deep in a command.
+    """
     value = text.strip().lower().replace(" ", "")
     if not value or _DURATION.sub("", value):
         raise typer.BadParameter(
             f"{text!r} is not a duration: use a number with s, m, h, d or w, e.g. 30d or 12h"
         )
-    return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(value)))
+    try:
+        duration = timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(value)))
+        datetime.now(timezone.utc) - duration
+    except OverflowError:
+        limit = (datetime.now(timezone.utc) - datetime.min.replace(tzinfo=timezone.utc)).days
+        raise DurationOutOfRange(f"{text!r} is too long: give at most {limit}d.") from None
+    return duration
 
 
 def parse_since(text: str) -> datetime:
     """A duration ago (``2h``) or an ISO date/time (``2024-05-01``, ``2024-05-01T10:00``; UTC if naive)."""
     try:
         return datetime.now(timezone.utc) - parse_duration(text)
+    except DurationOutOfRange:
+        raise
     except typer.BadParameter:
         pass
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import queue
 
 from django_outbox_pattern import conf
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern.broker import transport, wire
 
 EXPIRES = {"x-expires": "120000"}  # test queues vanish two minutes after their last use
 
@@ -14,7 +14,7 @@ EXPIRES = {"x-expires": "120000"}  # test queues vanish two minutes after their 
 class Peer:
     def __init__(self, settings: conf.OutboxSettings, name: str) -> None:
         self.name = name
-        self.got: queue.Queue[transport.Message] = queue.Queue()
+        self.got: queue.Queue[wire.Message] = queue.Queue()
         self.conn = transport.StompTransport(settings)
         self.conn.connect()
         self.conn.set_message_handler(self.got.put)
@@ -31,12 +31,12 @@ class Peer:
 
     def barrier(self) -> None:
         """Frames are handled in order: after this RECEIPT the queues above exist."""
-        receipt = transport.new_receipt_id()
+        receipt = wire.new_receipt_id()
         self.conn.send(f"/topic/{self.name}.barrier", "", {}, receipt=receipt)
         assert self.conn.wait_for_receipts([receipt], 10) == {receipt}
 
     def send(self, n: int) -> None:
-        receipts = [transport.new_receipt_id() for _ in range(n)]
+        receipts = [wire.new_receipt_id() for _ in range(n)]
         for i, receipt in enumerate(receipts):
             headers = {
                 "dop-msg-id": f"{self.name}-{i}",
@@ -46,7 +46,7 @@ class Peer:
             self.conn.send(f"/amq/queue/{self.name}", f'{{"i": {i}}}', headers, receipt=receipt)
         assert self.conn.wait_for_receipts(receipts, 10) == set(receipts)
 
-    def take(self, n: int) -> list[transport.Message]:
+    def take(self, n: int) -> list[wire.Message]:
         return [self.got.get(timeout=10) for _ in range(n)]
 
     def dead_letter(self, n: int) -> None:

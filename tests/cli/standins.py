@@ -24,7 +24,7 @@ import pytest
 
 @dataclasses.dataclass(frozen=True)
 class StandInBatch:
-    """STAND-IN for ``relay.BatchResult``."""
+    """STAND-IN for ``batches.BatchResult``."""
 
     published: int
     failed: int = 0
@@ -108,7 +108,7 @@ def relay_standin(monkeypatch: pytest.MonkeyPatch) -> Engine:
         engine.built = StandInRelay(engine.batches, engine.error, engine.sigterm_self)
         return engine.built
 
-    _install(monkeypatch, "relaying.relay", "build_relay", build_relay)
+    _install(monkeypatch, "relaying.assembly", "build_relay", build_relay)
     return engine
 
 
@@ -121,5 +121,5 @@ def consumer_standin(monkeypatch: pytest.MonkeyPatch) -> Engine:
         engine.built = StandInConsumer(engine.error, engine.sigterm_self)
         return engine.built
 
-    _install(monkeypatch, "consuming.consumer", "build_consumer", build_consumer)
+    _install(monkeypatch, "consuming.assembly", "build_consumer", build_consumer)
     return engine

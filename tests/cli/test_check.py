@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from django_outbox_pattern.ops import diagnostics
+from django_outbox_pattern.ops import probes
 from outboxctl.commands.check import exit_code
 from outboxctl.exit_codes import ExitCode
 from tests.support.tcpproxy import TcpProxy
@@ -104,8 +104,8 @@ def test_configuration_errors_fail_the_check(cli, settings) -> None:
 
 
 def test_exit_code_priority() -> None:
-    def result(name: str, status: str, unreachable: str | None = None) -> diagnostics.CheckResult:
-        return diagnostics.CheckResult(name, status, "", unreachable=unreachable)  # type: ignore[arg-type]
+    def result(name: str, status: str, unreachable: str | None = None) -> probes.CheckResult:
+        return probes.CheckResult(name, status, "", unreachable=unreachable)  # type: ignore[arg-type]
 
     assert exit_code([result("a", "pass"), result("b", "skip")]) is ExitCode.OK
     assert exit_code([result("m", "fail")]) is ExitCode.CHECK_FAILED

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from django_outbox_pattern.choices import StatusChoice
+from django_outbox_pattern.core import observer as observing
 from django_outbox_pattern.models import Published
-from django_outbox_pattern.ops import health, observability
+from django_outbox_pattern.ops import health
 from outboxctl.exit_codes import ExitCode
 from tests.cli.conftest import ROOT, child_env, cli_command, make_published, run_cli
 
@@ -124,7 +125,7 @@ def test_health_file_reaches_the_relay_as_an_observer(
     alive = tmp_path / "relay.alive"
     assert cli("publish", "--until-empty", "--health-file", str(alive)).exit_code == 0
     observer = relay_standin.kwargs["observer"]
-    assert isinstance(observer, observability.MultiObserver)
+    assert isinstance(observer, observing.MultiObserver)
     assert [type(o).__name__ for o in observer.observers] == ["HeartbeatObserver"]
     assert json.loads(alive.read_text())["component"] == "relay"
 
@@ -134,7 +135,7 @@ def test_health_file_reaches_the_consumer_as_an_observer(cli, consumer_standin, 
     alive = tmp_path / "consumer.alive"
     result = cli("subscribe", "myapp.callbacks.handle", "/queue/jobs", "--health-file", str(alive))
     assert result.exit_code == 0, result.output
-    assert isinstance(consumer_standin.kwargs["observer"], observability.MultiObserver)
+    assert isinstance(consumer_standin.kwargs["observer"], observing.MultiObserver)
     assert health.read_heartbeat(alive, 10).ok
 
 

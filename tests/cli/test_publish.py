@@ -11,10 +11,10 @@ import time
 import pytest
 
 from django_outbox_pattern import conf, exceptions
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern.broker import transport, wire
 from django_outbox_pattern.choices import StatusChoice
+from django_outbox_pattern.core import observer as observing
 from django_outbox_pattern.models import Published
-from django_outbox_pattern.ops import observability
 from outboxctl.exit_codes import ExitCode
 from tests.cli.conftest import child_env, cli_command, make_published, run_cli
 from tests.cli.standins import StandInBatch
@@ -33,14 +33,18 @@ def test_flags_reach_the_relay_and_the_settings(cli, relay_standin, broker_avail
     assert settings.DEFAULT_PRODUCER_WAITING_TIME == 0.5
     assert settings.DEFAULT_RELAY_NOTIFY is False
     observer = relay_standin.kwargs.pop("observer")
-    assert relay_standin.kwargs == {"chunk_size": 7, "poll_interval": 0.5, "notify": False}
-    assert type(observer) is observability.NullObserver  # no --metrics-port / --health-file
+    assert relay_standin.kwargs == {}  # the flags are applied once, in the settings
+    assert type(observer) is observing.NullObserver  # no --metrics-port / --health-file
 
 
 def test_defaults_pass_none(cli, relay_standin, broker_available) -> None:
     assert cli("publish", "--once").exit_code == 0
     relay_standin.kwargs.pop("observer")
-    assert relay_standin.kwargs == {"chunk_size": None, "poll_interval": None, "notify": None}
+    assert relay_standin.kwargs == {}
+    defaults = conf.get_settings()
+    chosen = relay_standin.args[0]
+    assert chosen.DEFAULT_PUBLISHED_CHUNK_SIZE == defaults.DEFAULT_PUBLISHED_CHUNK_SIZE
+    assert chosen.DEFAULT_PRODUCER_WAITING_TIME == defaults.DEFAULT_PRODUCER_WAITING_TIME
 
 
 def test_once_stops_after_the_first_batch(cli, relay_standin, broker_available) -> None:
@@ -138,12 +142,12 @@ def test_bad_chunk_size_is_a_usage_error(cli, relay_standin) -> None:
 
 
 def listen(settings: conf.OutboxSettings, destination: str) -> tuple[transport.StompTransport, queue.Queue]:
-    got: queue.Queue[transport.Message] = queue.Queue()
+    got: queue.Queue[wire.Message] = queue.Queue()
     conn = transport.StompTransport(settings)
     conn.connect()
     conn.set_message_handler(got.put)
     conn.subscribe(destination, "listen", {}, ack="auto")
-    barrier = transport.new_receipt_id()
+    barrier = wire.new_receipt_id()
     conn.send("/topic/outboxctl.test.barrier", "", {}, receipt=barrier)
     assert conn.wait_for_receipts([barrier], 10) == {barrier}
     return conn, got

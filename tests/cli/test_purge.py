@@ -109,3 +109,20 @@ def test_confirmation_declined(cli) -> None:
     assert result.exit_code == ExitCode.ERROR
     assert "Delete 5 row(s)?" in result.stderr
     assert left(rows["old_sent"]) == 3
+
+
+@pytest.mark.parametrize("age", ["99999999d", "999999999999w", "1" + "0" * 30 + "s"])
+def test_a_duration_out_of_range_is_a_usage_error(cli, age: str) -> None:
+    rows = seed()
+    result = cli("purge", "--older-than", age, "--yes")
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "is too long: give at most" in result.stderr
+    assert "looks like a bug" not in result.output
+    assert left(rows["old_sent"]) == 3
+
+
+@pytest.mark.parametrize("command", ["inspect", "replay", "dead-letter"])
+def test_a_since_out_of_range_is_a_usage_error(cli, command: str) -> None:
+    result = cli(command, "--since", "99999999d")
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "is too long" in result.stderr

@@ -9,7 +9,7 @@ import pytest
 
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
-from django_outbox_pattern.ops import batching, operations
+from django_outbox_pattern.ops import batching, inspection, operations
 from outboxctl.exit_codes import ExitCode
 from tests.cli.conftest import make_published
 
@@ -101,7 +101,7 @@ def test_in_batches(cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(batching, "BATCH_SIZE", 2)
     rows = make_published(5, status=FAILED)
     seen: list[int] = []
-    assert operations.replay_matching(operations.Filter(), on_batch=seen.append) == 5
+    assert operations.replay_matching(inspection.Filter(), on_batch=seen.append) == 5
     assert seen == [2, 2, 1]
     assert statuses(rows) == {PENDING}
 

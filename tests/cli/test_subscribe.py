@@ -10,7 +10,7 @@ import time
 import pytest
 
 from django_outbox_pattern import conf, exceptions
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern.broker import transport, wire
 from django_outbox_pattern.models import Received
 from outboxctl.exit_codes import ExitCode
 from tests.cli.conftest import child_env, cli_command
@@ -95,7 +95,7 @@ def test_real_subprocess_subscribe_saves_and_stops_on_sigterm(outbox_settings, u
         while not Received.objects.exists():  # resend until the consumer's queue is bound and it saved one
             assert time.monotonic() < deadline, "the consumer saved nothing"
             assert child.poll() is None, child.communicate()
-            receipt = transport.new_receipt_id()
+            receipt = wire.new_receipt_id()
             sender.send(
                 destination, json.dumps({"n": n}), {"dop-msg-id": f"{unique_name}-{n}"}, receipt=receipt
             )

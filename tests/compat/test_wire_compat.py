@@ -19,7 +19,7 @@ import pytest
 from django.db import transaction
 
 from django_outbox_pattern import payloads
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern.broker import transport, wire
 from django_outbox_pattern.models import Published
 from tests.conftest import STOMP_HOST, STOMP_PORT
 from tests.support.broker_helpers import QueueDrain
@@ -85,7 +85,7 @@ def test_a_subscriber_gets_the_headers_321_sent(
         try:
             assert engine.run_once() == 1
         finally:
-            engine.producer.close()
+            engine.close()
         theirs, ours = drain.wait_for(2)[:2]
     for message in (theirs, ours):
         assert json.loads(message.body) == {"order": 7}
@@ -130,12 +130,12 @@ def test_rows_written_in_a_callback_carry_the_message_correlation_id(unique_name
 
 def test_a_consumer_never_sees_the_receipt_header_the_broker_copies(unique_name: str) -> None:
     destination = f"/queue/{unique_name}"
-    received: list[transport.Message] = []
+    received: list[wire.Message] = []
     sender = transport.StompTransport(settings_with())
     with QueueDrain(settings_with(), destination) as drain:
         sender.connect()
         try:
-            receipt = transport.new_receipt_id()
+            receipt = wire.new_receipt_id()
             sender.send(destination, "{}", {"x-a": "1"}, receipt=receipt)
             assert sender.wait_for_receipts([receipt], 10) == {receipt}
         finally:

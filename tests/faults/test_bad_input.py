@@ -18,7 +18,7 @@ import pytest
 from django.db import transaction
 
 from django_outbox_pattern import conf, payloads
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern.broker import transport, wire
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published, Received
 from tests.support.broker_helpers import QueueDrain, count_ids
@@ -68,7 +68,7 @@ def test_rows_the_broker_refuses_are_dead_lettered_with_their_reason_and_the_res
                 ):
                     break
         finally:
-            engine.producer.close()
+            engine.close()
         received = drain.sync()
     # Every good row arrived. One sent in the same pipelined batch as the too-large row may arrive twice:
     # the broker closed the connection before its RECEIPT (at-least-once; the inbox deduplicates).
@@ -140,7 +140,7 @@ def send_raw(
     try:
         receipts = []
         for body, headers in messages:
-            receipt = transport.new_receipt_id()
+            receipt = wire.new_receipt_id()
             t.send(destination, body, {"persistent": "true", **headers}, receipt=receipt)  # type: ignore[arg-type]
             receipts.append(receipt)
         assert t.wait_for_receipts(receipts, 10) == set(receipts), t.last_error

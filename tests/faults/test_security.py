@@ -20,10 +20,10 @@ import pytest
 from django.db import transaction
 
 from django_outbox_pattern import conf, exceptions, payloads
-from django_outbox_pattern.broker import transport
-from django_outbox_pattern.consuming import consumer
+from django_outbox_pattern.broker import transport, wire
+from django_outbox_pattern.consuming import assembly as consumer_assembly
 from django_outbox_pattern.models import Published
-from django_outbox_pattern.relaying import producer, relay
+from django_outbox_pattern.relaying import assembly, producer, store
 from tests.support.broker_helpers import QueueDrain
 from tests.support.consumers import make_consumer
 from tests.support.fault_cluster import CONSUMER_READY, Cluster
@@ -109,8 +109,8 @@ def test_exception_messages_and_reprs_never_show_secrets(
         json.dumps(settings.public_dict(), default=str),
         repr(stomp),
         repr(producer.Producer(stomp, receipt_timeout=1)),
-        repr(relay.Relay(store=relay.store.OutboxStore(), transport=stomp, settings=settings)),
-        repr(consumer.build_consumer(lambda payload: None, "/topic/k", settings=settings)),
+        repr(assembly.build_relay(settings, outbox_store=store.OutboxStore(), transport=stomp)),
+        repr(consumer_assembly.build_consumer(lambda payload: None, "/topic/k", settings=settings)),
     ]
     with caplog.at_level(logging.DEBUG), pytest.raises(exceptions.ConnectionFailed) as refused:
         stomp.connect()
@@ -183,7 +183,7 @@ def test_only_json_crosses_the_wire_pickles_and_code_arrive_as_text(
         try:
             engine.run_once()
         finally:
-            engine.producer.close()
+            engine.close()
         sent = drain.sync()
     assert [m.body for m in sent] == [json.dumps(row.body).encode() for row in rows]
     assert {m.headers["content-type"] for m in sent} == {"application/json"}
@@ -202,7 +202,7 @@ def test_only_json_crosses_the_wire_pickles_and_code_arrive_as_text(
         t = transport.StompTransport(settings_with())
         t.connect()
         try:
-            receipts = [transport.new_receipt_id() for _ in range(3)]
+            receipts = [wire.new_receipt_id() for _ in range(3)]
             for receipt, (msg_id, body) in zip(
                 receipts,
                 [("pickle", pickled), ("code", code.encode()), ("sneaky", json.dumps(sneaky).encode())],

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from django_outbox_pattern import conf, exceptions
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern.broker import transport, wire
 from tests.support.rabbit_node import RabbitNode
 
 
@@ -27,12 +27,12 @@ def test_verified_tls_connection_sends_with_receipt(
     t = transport.StompTransport(tls_settings(tls_node, tls_material["ca"]))
     t.connect()
     try:
-        receipt = transport.new_receipt_id()
+        receipt = wire.new_receipt_id()
         t.send("/queue/tls-check", "{}", {"persistent": "true"}, receipt=receipt)
         assert t.wait_for_receipts([receipt], 10) == {receipt}
         # frames written together (the relay's path) go through stomp.py's TLS writer thread
-        receipts = [transport.new_receipt_id() for _ in range(3)]
-        t.send_many([transport.OutgoingFrame("/queue/tls-check", "{}", {}, r) for r in receipts])
+        receipts = [wire.new_receipt_id() for _ in range(3)]
+        t.send_many([wire.OutgoingFrame("/queue/tls-check", "{}", {}, r) for r in receipts])
         assert t.wait_for_receipts(receipts, 10) == set(receipts)
     finally:
         t.disconnect()

@@ -10,7 +10,8 @@ import pytest
 from django.db import transaction
 
 from django_outbox_pattern import payloads
-from django_outbox_pattern.broker.transport import StompTransport, new_receipt_id
+from django_outbox_pattern.broker.transport import StompTransport
+from django_outbox_pattern.broker.wire import new_receipt_id
 from django_outbox_pattern.models import Received
 from tests.support.consumers import make_consumer
 from tests.support.runner import running, wait_until

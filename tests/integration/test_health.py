@@ -14,7 +14,7 @@ from django.utils import timezone
 from django_outbox_pattern import conf
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
-from django_outbox_pattern.ops import health
+from django_outbox_pattern.ops import probes
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.support.health_urls")]
 
@@ -90,8 +90,8 @@ LEAK = (
 def test_an_unreachable_database_answers_503_without_the_error_text(
     client: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, url: str
 ) -> None:
-    down = health.Probe("database", False, LEAK)
-    monkeypatch.setattr(health, "check_database", lambda using="default": down)
+    down = probes.CheckResult("database", "fail", LEAK)
+    monkeypatch.setattr(probes, "database", lambda alias="default": down)
     with caplog.at_level(logging.WARNING, logger="django_outbox_pattern"):
         response = client.get(url)
     assert response.status_code == 503
@@ -135,8 +135,8 @@ def test_only_get_is_allowed(client: Client) -> None:
 
 @pytest.mark.broker
 def test_readiness_with_the_real_database_and_broker(outbox_settings: conf.OutboxSettings) -> None:
-    probes = health.check_readiness(outbox_settings)
-    assert [(p.name, p.ok) for p in probes] == [("database", True), ("broker", True)], probes
+    results = probes.readiness(outbox_settings)
+    assert [(p.name, p.ok) for p in results] == [("database", True), ("broker", True)], results
 
 
 @pytest.mark.broker
@@ -146,7 +146,7 @@ def test_readiness_fails_when_the_broker_refuses(outbox_settings: conf.OutboxSet
         DEFAULT_STOMP_HOST_AND_PORTS=(("127.0.0.1", closed_port()),),
         DEFAULT_CONNECT_TIMEOUT=2,
     )
-    database, broker = health.check_readiness(settings)
+    database, broker = probes.readiness(settings)
     assert database.ok
     assert not broker.ok
     assert "rabbitmq_stomp plugin enabled" in broker.detail

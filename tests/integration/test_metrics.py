@@ -105,7 +105,7 @@ def test_relay_counters_are_scraped_over_http_after_relaying_to_the_real_broker(
         got = scrape(port)
         assert got[("outbox_relay_up", ())] == 1
     finally:
-        engine.producer.close()
+        engine.close()
     assert got[("outbox_messages_published_total", (("destination", destination),))] == 5
     assert got[("outbox_messages_dead_lettered_total", ())] == 1
     assert got[("outbox_messages_send_failed_total", ())] == 0

@@ -47,7 +47,7 @@ def drain_all(engine: relay.Relay) -> None:
         while engine.run_once():
             pass
     finally:
-        engine.producer.close()
+        engine.close()
 
 
 def test_rows_arrive_persistent_as_json_with_their_headers_in_creation_order(
@@ -82,12 +82,12 @@ def test_without_a_receipt_the_row_stays_scheduled_with_the_attempt_recorded(
     proxy.stall(True)  # the SENDs go nowhere: no RECEIPT can come
     make_rows(f"/queue/{unique_name}", 3)
     assert engine.run_once() == 3
-    engine.producer.close()
+    engine.close()
     for row in Published.objects.all():
         assert (row.status, row.retry, row.last_error) == (StatusChoice.SCHEDULE, 1, "no RECEIPT within 0.3s")
     proxy.stall(False)
     assert engine.run_once() == 0  # reconnected, but the rows back off: not due again yet
-    engine.producer.close()
+    engine.close()
 
 
 def test_a_row_the_broker_rejects_fails_alone_and_the_others_arrive(

@@ -10,7 +10,7 @@ from django.db import connection, transaction
 
 from django_outbox_pattern import conf
 from django_outbox_pattern.models import Published
-from django_outbox_pattern.relaying import notify, relay
+from django_outbox_pattern.relaying import assembly, notify
 from tests.support.broker_helpers import QueueDrain
 from tests.support.relay_helpers import RelayThread, make_settings, wait_until
 
@@ -28,7 +28,7 @@ def test_a_commit_wakes_the_idle_relay_at_once(
 ) -> None:
     settings.DJANGO_OUTBOX_PATTERN = {**settings.DJANGO_OUTBOX_PATTERN, "DEFAULT_RELAY_NOTIFY": True}
     destination = f"/queue/{unique_name}"
-    engine = relay.build_relay(make_settings(), poll_interval=60, notify=True)
+    engine = assembly.build_relay(assembly.relay_settings(make_settings(), poll_interval=60, notify=True))
     listener = engine.notifier
     assert isinstance(listener, notify.PostgresListener)
     with QueueDrain(make_settings(), destination) as drain:

@@ -64,7 +64,7 @@ def test_a_row_inserted_by_321_after_our_migrations_is_relayed(unique_name: str)
         try:
             assert engine.run_once() == 1
         finally:
-            engine.producer.close()
+            engine.close()
         received = drain.sync()
     assert [json.loads(m.body) for m in received] == [{"order": 7}]
     assert received[0].headers["dop-msg-destination"] == destination

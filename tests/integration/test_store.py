@@ -13,6 +13,7 @@ from django_outbox_pattern import exceptions
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
 from django_outbox_pattern.relaying import store
+from django_outbox_pattern.relaying.outbox import OutboxRow
 from tests.support.relay_helpers import make_rows
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +31,7 @@ def outbox(request: pytest.FixtureRequest) -> store.OutboxStore:
     return store.OutboxStore(strategy=request.param)
 
 
-def claim(outbox: store.OutboxStore, token: str = "r#1", limit: int = 100) -> list[store.OutboxRow]:
+def claim(outbox: store.OutboxStore, token: str = "r#1", limit: int = 100) -> list[OutboxRow]:
     now = timezone.now()
     return outbox.claim(token, limit=limit, now=now, lease_until=now + LEASE)
 

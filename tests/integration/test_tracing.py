@@ -55,7 +55,7 @@ def test_the_writers_trace_continues_in_the_consumers_callback(
             while engine.run_once():
                 pass
         finally:
-            engine.producer.close()
+            engine.close()
         assert wait_until(lambda: consumer.stats.processed == 1, timeout=30)
 
     [callback_context] = seen

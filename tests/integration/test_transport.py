@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from django_outbox_pattern import conf, exceptions
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern.broker import transport, wire
 from tests.support.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.broker
@@ -24,7 +24,7 @@ def closed_port() -> int:
 def test_receipts_are_pipelined_and_all_confirmed(
     stomp_transport: transport.StompTransport, unique_name: str
 ) -> None:
-    receipts = [transport.new_receipt_id() for _ in range(200)]
+    receipts = [wire.new_receipt_id() for _ in range(200)]
     for r in receipts:
         stomp_transport.send(f"/queue/{unique_name}", '{"a": 1}', {"persistent": "true"}, receipt=r)
     assert stomp_transport.wait_for_receipts(receipts, 10) == set(receipts)
@@ -35,17 +35,17 @@ def test_receipts_are_pipelined_and_all_confirmed(
 def test_messages_arrive_with_headers_and_bytes_body(
     stomp_transport: transport.StompTransport, unique_name: str
 ) -> None:
-    got: list[transport.Message] = []
+    got: list[wire.Message] = []
     arrived = threading.Event()
 
-    def handle(message: transport.Message) -> None:
+    def handle(message: wire.Message) -> None:
         got.append(message)
         arrived.set()
 
     destination = f"/queue/{unique_name}"
     stomp_transport.set_message_handler(handle)
     stomp_transport.subscribe(destination, "s1", {"prefetch-count": "5"}, ack="client-individual")
-    receipt = transport.new_receipt_id()
+    receipt = wire.new_receipt_id()
     stomp_transport.send(destination, "caf\u00e9", {"x-custom": "1"}, receipt=receipt)
     assert stomp_transport.wait_for_receipts([receipt], 5) == {receipt}
     assert arrived.wait(5)
@@ -118,7 +118,7 @@ def test_cut_connection_is_noticed(outbox_settings: conf.OutboxSettings, unique_
 
 
 def test_broker_error_frame_is_recorded(stomp_transport: transport.StompTransport) -> None:
-    receipt = transport.new_receipt_id()
+    receipt = wire.new_receipt_id()
     stomp_transport.send("/bogus/destination", "x", {}, receipt=receipt)
     assert stomp_transport.wait_for_receipts([receipt], 5) == set()
     assert stomp_transport.last_error is not None
@@ -132,17 +132,17 @@ def test_deferred_acks_go_out_on_flush_or_a_clean_disconnect(
     destination = f"/queue/{unique_name}"
     first = transport.StompTransport(outbox_settings)
     first.connect()
-    got: list[transport.Message] = []
+    got: list[wire.Message] = []
     both = threading.Event()
 
-    def handle(message: transport.Message) -> None:
+    def handle(message: wire.Message) -> None:
         got.append(message)
         if len(got) == 2:
             both.set()
 
     first.set_message_handler(handle)
     first.subscribe(destination, "s1", {"prefetch-count": "10"}, ack="client-individual")
-    receipts = [transport.new_receipt_id() for _ in range(2)]
+    receipts = [wire.new_receipt_id() for _ in range(2)]
     for n, receipt in enumerate(receipts):
         first.send(destination, f'{{"n": {n}}}', {"persistent": "true"}, receipt=receipt)
     assert first.wait_for_receipts(receipts, 5) == set(receipts)
@@ -158,7 +158,7 @@ def test_deferred_acks_go_out_on_flush_or_a_clean_disconnect(
     later: list[bytes] = []
     marker_seen = threading.Event()
 
-    def collect(message: transport.Message) -> None:
+    def collect(message: wire.Message) -> None:
         later.append(message.body)
         if message.body == b'"marker"':
             marker_seen.set()
@@ -166,7 +166,7 @@ def test_deferred_acks_go_out_on_flush_or_a_clean_disconnect(
     try:
         second.set_message_handler(collect)
         second.subscribe(destination, "s2", {"prefetch-count": "10"}, ack="auto")
-        receipt = transport.new_receipt_id()
+        receipt = wire.new_receipt_id()
         second.send(destination, '"marker"', {}, receipt=receipt)
         assert second.wait_for_receipts([receipt], 5) == {receipt}
         assert marker_seen.wait(5)

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable
 
 from django_outbox_pattern import conf
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern.broker import transport, wire
 
 
 class QueueDrain:
@@ -22,7 +22,7 @@ class QueueDrain:
     def __init__(self, settings: conf.OutboxSettings, destination: str) -> None:
         self.settings = settings
         self.destination = destination
-        self.messages: list[transport.Message] = []
+        self.messages: list[wire.Message] = []
         self._cond = threading.Condition()
         self._transport = transport.StompTransport(settings)
         self._marker = f"sync-{uuid.uuid4().hex}"
@@ -36,12 +36,12 @@ class QueueDrain:
     def __exit__(self, *exc: object) -> None:
         self._transport.disconnect()
 
-    def _on_message(self, message: transport.Message) -> None:
+    def _on_message(self, message: wire.Message) -> None:
         with self._cond:
             self.messages.append(message)
             self._cond.notify_all()
 
-    def wait_for(self, count: int, timeout: float = 30.0) -> list[transport.Message]:
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[wire.Message]:
         """Wait until at least ``count`` messages (not markers) arrived; return them all."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -53,16 +53,16 @@ class QueueDrain:
             return self.received
 
     @property
-    def received(self) -> list[transport.Message]:
+    def received(self) -> list[wire.Message]:
         return [m for m in self.messages if not m.headers.get("drain-marker")]
 
-    def sync(self, timeout: float = 30.0) -> list[transport.Message]:
+    def sync(self, timeout: float = 30.0) -> list[wire.Message]:
         """Send a marker behind everything already queued, wait for it, return the messages before it."""
         marker = f"{self._marker}-{time.monotonic_ns()}"
         sender = transport.StompTransport(self.settings)
         sender.connect()
         try:
-            receipt = transport.new_receipt_id()
+            receipt = wire.new_receipt_id()
             sender.send(self.destination, "{}", {"drain-marker": marker}, receipt=receipt)
             assert sender.wait_for_receipts([receipt], timeout), "the broker did not confirm the sync marker"
         finally:
@@ -76,6 +76,6 @@ class QueueDrain:
             return self.received
 
 
-def count_ids(messages: Iterable[transport.Message]) -> collections.Counter[str]:
+def count_ids(messages: Iterable[wire.Message]) -> collections.Counter[str]:
     """How many times each ``dop-msg-id`` arrived."""
     return collections.Counter(m.headers.get("dop-msg-id", "") for m in messages)

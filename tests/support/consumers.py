@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django_outbox_pattern import payloads
+from django_outbox_pattern.consuming import assembly as consumer_assembly
 from django_outbox_pattern.consuming import consumer
 from tests.support.stomp_tools import settings_with
 
@@ -24,6 +25,6 @@ def make_consumer(
     **overrides: Any,
 ) -> consumer.Consumer:
     """``build_consumer`` with the test settings and short retry waits."""
-    return consumer.build_consumer(
+    return consumer_assembly.build_consumer(
         callback, destination, queue_name, settings=settings_with(**{**FAST, **overrides})
     )

@@ -1,15 +1,10 @@
-"""In-memory doubles for consumer unit tests: a MemoryTransport that answers SUBSCRIBE receipts, an inbox."""
+"""In-memory doubles for consumer unit tests: a MemoryTransport that logs SUBSCRIBEs (the inbox twin is
+``testing.MemoryInbox``)."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Collection, Mapping
-from datetime import datetime
-from typing import Any
-
 from django_outbox_pattern import testing
-from django_outbox_pattern.broker import transport
-from django_outbox_pattern.consuming import inbox
+from django_outbox_pattern.broker import wire
 
 
 class ReceiptMemoryTransport(testing.MemoryTransport):
@@ -19,9 +14,7 @@ class ReceiptMemoryTransport(testing.MemoryTransport):
         super().__init__(broker)
         self.log = log
 
-    def subscribe(
-        self, destination: str, subscription_id: str, headers: transport.Headers, *, ack: str
-    ) -> None:
+    def subscribe(self, destination: str, subscription_id: str, headers: wire.Headers, *, ack: str) -> None:
         self.log.append((destination, {k: v for k, v in headers.items() if k != "receipt"}))
         super().subscribe(destination, subscription_id, headers, ack=ack)
 
@@ -42,37 +35,3 @@ class TransportFactory:
 
     def connected(self) -> list[ReceiptMemoryTransport]:
         return [t for t in self.made if t.is_connected()]
-
-
-class MemoryInbox:
-    """``inbox.InboxStore`` in a dict: no transactions, so on_commit runs at once."""
-
-    def __init__(self) -> None:
-        self.rows: dict[str, tuple[dict[str, str], Any, datetime | None]] = {}
-        self.resets = 0
-        self.purges: list[datetime] = []
-        self.lock = threading.Lock()
-
-    def exists(self, msg_id: str) -> bool:
-        with self.lock:
-            return msg_id in self.rows
-
-    def existing(self, msg_ids: Collection[str]) -> set[str]:
-        with self.lock:
-            return {msg_id for msg_id in msg_ids if msg_id in self.rows}
-
-    def record(self, msg_id: str, headers: Mapping[str, str], body: Any) -> None:
-        with self.lock:
-            if msg_id in self.rows:
-                raise inbox.DuplicateMessage(f"{msg_id} already recorded")
-            self.rows[msg_id] = (dict(headers), body, None)
-
-    def on_commit(self, func: Callable[[], None]) -> None:
-        func()
-
-    def reset(self) -> None:
-        self.resets += 1
-
-    def purge_older_than(self, cutoff: datetime, *, batch_size: int, should_stop: Callable[[], bool]) -> int:
-        self.purges.append(cutoff)
-        return 0

@@ -16,10 +16,10 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from django_outbox_pattern import conf
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern.broker import transport, wire
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
-from django_outbox_pattern.relaying import relay, store
+from django_outbox_pattern.relaying import assembly, batches, relay, store
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -48,12 +48,12 @@ def make_rows(destination: str, count: int, **fields: Any) -> list[Published]:
 
 
 def make_relay(
-    settings: conf.OutboxSettings, broker_transport: transport.Transport | None = None, **kwargs: Any
+    settings: conf.OutboxSettings, broker_transport: wire.Transport | None = None, **kwargs: Any
 ) -> relay.Relay:
-    return relay.Relay(
-        store=store.OutboxStore(),
+    return assembly.build_relay(
+        settings,
+        outbox_store=store.OutboxStore(),
         transport=broker_transport or transport.StompTransport(settings),
-        settings=settings,
         **kwargs,
     )
 
@@ -78,7 +78,7 @@ class RelayThread(threading.Thread):
         self.engine = engine
         self.until_empty = until_empty
         self.error: BaseException | None = None
-        self.batches: list[relay.BatchResult] = []
+        self.batches: list[batches.BatchResult] = []
 
     def run(self) -> None:
         try:

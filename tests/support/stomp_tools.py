@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from django_outbox_pattern import conf
-from django_outbox_pattern.broker.transport import Message, StompTransport, new_receipt_id
+from django_outbox_pattern.broker.transport import StompTransport
+from django_outbox_pattern.broker.wire import Message, new_receipt_id
 from django_outbox_pattern.consuming import queues
 
 

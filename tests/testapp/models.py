@@ -7,6 +7,7 @@ from typing import Any
 from django.db import models
 
 from django_outbox_pattern.decorators import Config, publish
+from django_outbox_pattern.models import AbstractPublished
 
 
 @publish([Config(destination="/topic/my_route_key")])
@@ -87,3 +88,11 @@ class Effect(models.Model):
 
     msg_id = models.CharField(max_length=100, db_index=True)
     created = models.DateTimeField(auto_now_add=True)
+
+
+class CustomOutbox(AbstractPublished):
+    """A project's own outbox table, chosen with DEFAULT_PUBLISHED_CLASS (tests/cli/test_custom_model.py)."""
+
+    class Meta:
+        db_table = "testapp_custom_outbox"
+        indexes = [models.Index(fields=["status", "available_at"], name="testapp_custom_claim_idx")]

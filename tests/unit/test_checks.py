@@ -58,6 +58,21 @@ def test_sqlite_relaying_warns() -> None:
     assert ids(checks.check_database()) == expected
 
 
+@pytest.mark.django_db
+def test_a_reachable_database_passes_the_probe_check() -> None:
+    assert "django_outbox_pattern.E005" not in ids(checks.check_database(databases=["default"]))
+
+
+def test_an_unreachable_database_is_e005_with_the_probe_detail(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django_outbox_pattern.ops import probes
+
+    down = probes.CheckResult("database", "fail", "database 'default' is not reachable: refused", "Start it.")
+    monkeypatch.setattr(probes, "database", lambda alias="default": down)
+    [error] = [m for m in checks.check_database(databases=["default"]) if m.id.endswith("E005")]
+    assert error.msg == down.detail and error.hint == "Start it."
+    assert checks.check_database() == [m for m in checks.check_database() if m.id.endswith("W001")]
+
+
 @pytest.mark.django_db  # Django 6 runs database checks in `check` too
 def test_manage_py_check_fails_on_bad_settings() -> None:
     with (

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from django_outbox_pattern import checks, coercion, conf, exceptions
-from django_outbox_pattern.consuming import consumer
-from django_outbox_pattern.relaying import relay
+from django_outbox_pattern import checks, conf, exceptions
+from django_outbox_pattern.consuming import assembly as consumer_assembly
+from django_outbox_pattern.relaying import assembly as relay_assembly
 
 
 def check_ids(mapping: dict[str, Any], **top_level: Any) -> list[str]:
@@ -24,7 +24,7 @@ def read(mapping: dict[str, Any]) -> conf.OutboxSettings:
 
 
 def test_an_unknown_key_is_a_warning_with_a_hint_and_is_ignored() -> None:
-    found = coercion.review({"DEFAULT_STOMP_PASSCOD": "x", "DEFAULT_STOMP_VHOST": "/v"})
+    found = conf.review({"DEFAULT_STOMP_PASSCOD": "x", "DEFAULT_STOMP_VHOST": "/v"})
     assert [(k, h) for k, _, h in found.unknown] == [
         ("DEFAULT_STOMP_PASSCOD", "did you mean DEFAULT_STOMP_PASSCODE?")
     ]
@@ -111,9 +111,9 @@ def test_unusable_values_fail_loudly_at_check_and_at_startup(
             conf.get_settings()
         assert "manage.py check" in str(failed.value)
         with pytest.raises(exceptions.ConfigurationError, match=key):
-            relay.build_relay()  # `publish`
+            relay_assembly.build_relay()  # `publish`
         with pytest.raises(exceptions.ConfigurationError, match=key):
-            consumer.build_consumer(lambda payload: None, "/topic/orders")  # `subscribe`
+            consumer_assembly.build_consumer(lambda payload: None, "/topic/orders")  # `subscribe`
         lenient = conf.get_settings(strict=False)  # the write path: the default instead
         assert getattr(lenient, key, None) == getattr(conf.DEFAULTS, key, None)
 

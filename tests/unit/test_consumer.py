@@ -13,9 +13,11 @@ import pytest
 from django.db import OperationalError
 
 from django_outbox_pattern import conf, exceptions, payloads, testing
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern.broker import wire
 from django_outbox_pattern.consuming import consumer, handling
-from tests.support.memory import MemoryInbox, TransportFactory
+from django_outbox_pattern.consuming.assembly import build_consumer
+from django_outbox_pattern.testing import MemoryInbox
+from tests.support.memory import TransportFactory
 from tests.support.runner import running, wait_until
 
 DEST = "/queue/orders"
@@ -275,31 +277,29 @@ def test_stats_are_a_read_only_snapshot(make: Any) -> None:
 
 def test_build_consumer_refuses_a_bad_callback_path() -> None:
     with pytest.raises(exceptions.CallbackImportError) as info:
-        consumer.build_consumer("tests.support.nowhere.handle", "/topic/x", settings=conf.OutboxSettings())
+        build_consumer("tests.support.nowhere.handle", "/topic/x", settings=conf.OutboxSettings())
     assert "tests.support.nowhere.handle" in str(info.value)
     assert "dotted path" in str(info.value)
     with pytest.raises(exceptions.CallbackImportError, match="not callable"):
-        consumer.build_consumer("tests.unit.test_consumer.DEST", "/topic/x", settings=conf.OutboxSettings())
+        build_consumer("tests.unit.test_consumer.DEST", "/topic/x", settings=conf.OutboxSettings())
     with pytest.raises(exceptions.CallbackImportError):
-        consumer.build_consumer("nodots", "/topic/x", settings=conf.OutboxSettings())
+        build_consumer("nodots", "/topic/x", settings=conf.OutboxSettings())
 
 
 def test_a_callback_module_that_fails_on_import_is_a_clear_one_line_error() -> None:
     with pytest.raises(exceptions.CallbackImportError) as info:
-        consumer.build_consumer(
-            "tests.support.broken_callbacks.handle", "/topic/x", settings=conf.OutboxSettings()
-        )
+        build_consumer("tests.support.broken_callbacks.handle", "/topic/x", settings=conf.OutboxSettings())
     assert "RuntimeError: this module is broken on purpose" in str(info.value)
     assert "\n" not in str(info.value)
 
 
 def test_build_consumer_checks_the_destination_before_importing() -> None:
     with pytest.raises(exceptions.InvalidDestination):
-        consumer.build_consumer("tests.support.nowhere.handle", "/nope/x", settings=conf.OutboxSettings())
+        build_consumer("tests.support.nowhere.handle", "/nope/x", settings=conf.OutboxSettings())
 
 
 def test_build_consumer_from_a_dotted_path() -> None:
-    c = consumer.build_consumer(
+    c = build_consumer(
         "tests.unit.test_consumer.saving", "/topic/orders.created", "billing", settings=conf.OutboxSettings()
     )
     assert (c.destination, c.queue) == ("/topic/orders.created", "billing")
@@ -314,10 +314,10 @@ def test_build_consumer_reads_the_current_django_settings() -> None:
         "DEFAULT_EXCLUSIVE_QUEUE": True,
     }
     with override_settings(DJANGO_OUTBOX_PATTERN=custom):
-        c = consumer.build_consumer("tests.unit.test_consumer.saving", "/topic/orders")
+        c = build_consumer("tests.unit.test_consumer.saving", "/topic/orders")
     assert c._headers["prefetch-count"] == "7"
     assert c._headers["exclusive"] == "true"
-    assert c._handoff.maxsize == 14  # room for a full prefetch plus stale frames of a lost connection
+    assert c._worker.handoff.maxsize == 14  # room for a full prefetch plus stale frames of a lost connection
 
 
 class _CountingInbox(MemoryInbox):
@@ -334,8 +334,8 @@ class _CountingInbox(MemoryInbox):
         return super().existing(msg_ids)
 
 
-def _message(msg_id: str) -> transport.Message:
-    return transport.Message(headers={"dop-msg-id": msg_id, "message-id": msg_id}, body=b"{}")
+def _message(msg_id: str) -> wire.Message:
+    return wire.Message(headers={"dop-msg-id": msg_id, "message-id": msg_id}, body=b"{}")
 
 
 def _processor(
@@ -416,7 +416,7 @@ def test_acks_wait_for_the_workers_flush_nacks_do_not() -> None:
     source = testing.MemoryTransport(broker)
     source.connect()
     source.subscribe(DEST, "sub", {"prefetch-count": "10"}, ack="client-individual")
-    delivered: list[transport.Message] = []
+    delivered: list[wire.Message] = []
     source.set_message_handler(delivered.append)
     for msg_id in ("keep", "reject"):
         broker.publish(DEST, "{}", {"dop-msg-id": msg_id})

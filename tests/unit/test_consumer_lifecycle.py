@@ -15,7 +15,8 @@ from django.db import OperationalError
 
 from django_outbox_pattern import conf, payloads
 from django_outbox_pattern.consuming import consumer, inbox
-from tests.support.memory import MemoryInbox, TransportFactory
+from django_outbox_pattern.testing import MemoryInbox
+from tests.support.memory import TransportFactory
 from tests.support.runner import running, wait_until
 
 DEST = "/queue/orders"

@@ -19,7 +19,8 @@ from django_outbox_pattern import conf, headers, payloads
 from django_outbox_pattern.broker import wire
 from django_outbox_pattern.consuming import consumer
 from django_outbox_pattern.core import requestid
-from tests.support.memory import MemoryInbox, TransportFactory
+from django_outbox_pattern.testing import MemoryInbox
+from tests.support.memory import TransportFactory
 from tests.support.runner import running, wait_until
 
 SENT_TIME_321 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$")  # DjangoJSONEncoder, UTC

@@ -1,4 +1,4 @@
-"""``operations.requeue`` over the in-memory broker: DLQ.<queue> back to <queue>, acked once confirmed."""
+"""``dead_letters.requeue`` over the in-memory broker: DLQ.<queue> back to <queue>, acked once confirmed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from django_outbox_pattern import exceptions
-from django_outbox_pattern.ops import operations
+from django_outbox_pattern.ops import dead_letters, operations
 from django_outbox_pattern.testing import MemoryBroker, MemoryTransport
 
 DLQ, TARGET = "/amq/queue/DLQ.orders", "/amq/queue/orders"
@@ -27,8 +27,8 @@ def dead_letter(broker: MemoryBroker, n: int, *, prefix: str = "m") -> None:
 def test_moves_every_message_with_its_application_headers() -> None:
     broker = MemoryBroker()
     dead_letter(broker, 3)
-    result = operations.requeue(MemoryTransport(broker), "orders", idle_timeout=0.05)
-    assert result == operations.RequeueResult(
+    result = dead_letters.requeue(MemoryTransport(broker), "orders", idle_timeout=0.05)
+    assert result == dead_letters.RequeueResult(
         queue="orders", source="DLQ.orders", requeued=3, stopped="empty"
     )
     assert broker.messages(DLQ) == []
@@ -43,7 +43,7 @@ def test_moves_every_message_with_its_application_headers() -> None:
 def test_limit() -> None:
     broker = MemoryBroker()
     dead_letter(broker, 3)
-    result = operations.requeue(MemoryTransport(broker), "orders", limit=2, idle_timeout=0.05)
+    result = dead_letters.requeue(MemoryTransport(broker), "orders", limit=2, idle_timeout=0.05)
     assert (result.requeued, result.stopped) == (2, "limit")
     assert len(broker.messages(DLQ)) == 1 and len(broker.messages(TARGET)) == 2
 
@@ -52,7 +52,7 @@ def test_stops_when_a_moved_message_comes_back() -> None:
     broker = MemoryBroker()
     dead_letter(broker, 1)
     dead_letter(broker, 1)  # the same dop-msg-id again: the consumer failed it a second time
-    result = operations.requeue(MemoryTransport(broker), "orders", idle_timeout=0.05)
+    result = dead_letters.requeue(MemoryTransport(broker), "orders", idle_timeout=0.05)
     assert (result.requeued, result.stopped) == (1, "loop")
     assert len(broker.messages(DLQ)) == 1  # left unacked, back in the DLQ on disconnect
 
@@ -69,7 +69,7 @@ def test_unconfirmed_resend_keeps_the_message_in_the_dlq() -> None:
 
     conn.send = send  # type: ignore[method-assign]
     with pytest.raises(exceptions.PublishNotConfirmed, match="stays in the DLQ"):
-        operations.requeue(conn, "orders", idle_timeout=0.05, receipt_timeout=0.05)
+        dead_letters.requeue(conn, "orders", idle_timeout=0.05, receipt_timeout=0.05)
     assert len(broker.messages(DLQ)) == 2
 
 
@@ -77,7 +77,7 @@ def test_broker_down_is_a_connection_error() -> None:
     broker = MemoryBroker()
     broker.down = True
     with pytest.raises(exceptions.ConnectionFailed):
-        operations.requeue(MemoryTransport(broker), "orders")
+        dead_letters.requeue(MemoryTransport(broker), "orders")
 
 
 @pytest.mark.parametrize("name", ["", "/queue/orders", "DLQ/x"])

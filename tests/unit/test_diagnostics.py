@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from django_outbox_pattern import conf
-from django_outbox_pattern.ops import diagnostics
+from django_outbox_pattern.ops import diagnostics, probes
 from django_outbox_pattern.testing import MemoryBroker, MemoryTransport
 
 
@@ -32,14 +32,14 @@ class HeartbeatTransport(MemoryTransport):
         self.negotiated_heartbeat = heartbeat
 
 
-def by_name(results: list[diagnostics.CheckResult]) -> dict[str, diagnostics.CheckResult]:
+def by_name(results: list[probes.CheckResult]) -> dict[str, probes.CheckResult]:
     return {r.name: r for r in results}
 
 
 def test_broker_checks_pass_over_a_working_transport() -> None:
     broker = MemoryBroker()
     results = by_name(
-        diagnostics.check_broker(conf.OutboxSettings(), lambda s: HeartbeatTransport(broker, "10000,10000"))
+        diagnostics.broker_checks(conf.OutboxSettings(), lambda s: HeartbeatTransport(broker, "10000,10000"))
     )
     assert [r.status for r in results.values()] == ["pass", "skip", "pass", "pass"]
     assert "effective send 10000 ms, receive 10000 ms" in results["heartbeat"].detail
@@ -48,7 +48,7 @@ def test_broker_checks_pass_over_a_working_transport() -> None:
 
 def test_heartbeats_turned_off_by_the_broker_fail() -> None:
     results = by_name(
-        diagnostics.check_broker(conf.OutboxSettings(), lambda s: HeartbeatTransport(MemoryBroker(), "0,0"))
+        diagnostics.broker_checks(conf.OutboxSettings(), lambda s: HeartbeatTransport(MemoryBroker(), "0,0"))
     )
     assert results["heartbeat"].status == "fail"
     assert "heart-beats off" in results["heartbeat"].hint
@@ -56,12 +56,14 @@ def test_heartbeats_turned_off_by_the_broker_fail() -> None:
 
 def test_heartbeats_disabled_in_settings_pass() -> None:
     settings = conf.OutboxSettings.from_mapping({"DEFAULT_STOMP_HEARTBEATS": (0, 0)})
-    results = by_name(diagnostics.check_broker(settings, lambda s: HeartbeatTransport(MemoryBroker(), "0,0")))
+    results = by_name(
+        diagnostics.broker_checks(settings, lambda s: HeartbeatTransport(MemoryBroker(), "0,0"))
+    )
     assert results["heartbeat"].status == "pass"
 
 
 def test_transport_without_heartbeat_report_is_skipped() -> None:
-    results = by_name(diagnostics.check_broker(conf.OutboxSettings(), lambda s: MemoryTransport()))
+    results = by_name(diagnostics.broker_checks(conf.OutboxSettings(), lambda s: MemoryTransport()))
     assert results["heartbeat"].status == "skip"
 
 
@@ -69,7 +71,7 @@ def test_missing_receipt_fails_with_a_hint() -> None:
     broker = MemoryBroker()
     broker.withhold_receipts = True
     settings = conf.OutboxSettings.from_mapping({"DEFAULT_RECEIPT_TIMEOUT": 0.05})
-    results = by_name(diagnostics.check_broker(settings, lambda s: MemoryTransport(broker)))
+    results = by_name(diagnostics.broker_checks(settings, lambda s: MemoryTransport(broker)))
     assert results["send_receipt"].status == "fail"
     assert "no RECEIPT within 0.05s" in results["send_receipt"].detail
     assert results["send_receipt"].unreachable is None
@@ -78,7 +80,7 @@ def test_missing_receipt_fails_with_a_hint() -> None:
 def test_unreachable_broker_skips_the_rest() -> None:
     broker = MemoryBroker()
     broker.down = True
-    results = diagnostics.check_broker(conf.OutboxSettings(), lambda s: MemoryTransport(broker))
+    results = diagnostics.broker_checks(conf.OutboxSettings(), lambda s: MemoryTransport(broker))
     assert [(r.name, r.status) for r in results] == [
         ("broker", "fail"),
         ("tls", "skip"),
@@ -98,11 +100,11 @@ def test_tls_files_must_be_readable(tmp_path) -> None:
             "DEFAULT_STOMP_CERT_FILE": "/nonexistent.pem",
         }
     )
-    results = by_name(diagnostics.check_broker(settings, lambda s: MemoryTransport()))
+    results = by_name(diagnostics.broker_checks(settings, lambda s: MemoryTransport()))
     assert results["tls"].status == "fail"
     assert "DEFAULT_STOMP_CERT_FILE=/nonexistent.pem" in results["tls"].detail
     ok = dataclasses.replace(settings, DEFAULT_STOMP_CERT_FILE=None)
-    assert by_name(diagnostics.check_broker(ok, lambda s: MemoryTransport()))["tls"].status == "pass"
+    assert by_name(diagnostics.broker_checks(ok, lambda s: MemoryTransport()))["tls"].status == "pass"
 
 
 @pytest.mark.django_db

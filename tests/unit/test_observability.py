@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from django_outbox_pattern import exceptions, logformat
+from django_outbox_pattern.core import observer as observing
 from django_outbox_pattern.ops import health, observability
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "django_outbox_pattern"
@@ -57,12 +58,12 @@ class Recorder:
         self.calls.append(("heartbeat", ()))
 
 
-class Exploding(observability.NullObserver):
+class Exploding(observing.NullObserver):
     def consumed(self) -> None:
         raise RuntimeError("exporter down")
 
 
-def emit_all(observer: observability.Observer) -> None:
+def emit_all(observer: observing.Observer) -> None:
     observer.batch_published(3, {"/queue/a": 2, "/queue/b": 1}, [0.01, 0.02, 0.03])
     observer.send_failed(2, "no receipt")
     observer.dead_lettered(1, "expired")
@@ -90,22 +91,22 @@ EXPECTED_CALLS = [
 
 
 def test_null_and_multi_observers_satisfy_the_protocol() -> None:
-    assert isinstance(observability.NullObserver(), observability.Observer)
-    assert isinstance(observability.MultiObserver(), observability.Observer)
-    assert isinstance(Recorder(), observability.Observer)
-    emit_all(observability.NullObserver())  # does nothing, raises nothing
+    assert isinstance(observing.NullObserver(), observing.Observer)
+    assert isinstance(observing.MultiObserver(), observing.Observer)
+    assert isinstance(Recorder(), observing.Observer)
+    emit_all(observing.NullObserver())  # does nothing, raises nothing
 
 
 def test_multi_observer_forwards_every_event_to_each_observer() -> None:
     first, second = Recorder(), Recorder()
-    emit_all(observability.MultiObserver(first, second))
+    emit_all(observing.MultiObserver(first, second))
     assert first.calls == EXPECTED_CALLS
     assert second.calls == EXPECTED_CALLS
 
 
 def test_an_observer_that_raises_is_logged_and_the_others_still_run(caplog: pytest.LogCaptureFixture) -> None:
     after = Recorder()
-    multi = observability.MultiObserver(Exploding(), after)
+    multi = observing.MultiObserver(Exploding(), after)
     with caplog.at_level(logging.WARNING, logger="django_outbox_pattern.ops.observability"):
         multi.consumed()
     assert after.calls == [("consumed", ())]
@@ -116,13 +117,13 @@ def test_an_observer_that_raises_is_logged_and_the_others_still_run(caplog: pyte
 
 
 def test_build_observer_without_options_observes_nothing() -> None:
-    assert isinstance(observability.build_observer(), observability.NullObserver)
+    assert isinstance(observability.build_observer(), observing.NullObserver)
 
 
 def test_build_observer_with_a_health_file_writes_it_at_once(tmp_path: Path) -> None:
     path = tmp_path / "alive"
     observer = observability.build_observer(health_file=str(path))
-    assert isinstance(observer, observability.MultiObserver)
+    assert isinstance(observer, observing.MultiObserver)
     assert [type(o) for o in observer.observers] == [health.HeartbeatObserver]
     assert health.read_heartbeat(path, 5).ok
 

@@ -12,8 +12,10 @@ from prometheus_client import CollectorRegistry
 
 from django_outbox_pattern import conf, payloads, tracing
 from django_outbox_pattern.consuming import consumer
-from django_outbox_pattern.ops import health, metrics, observability
-from tests.support.memory import MemoryInbox, TransportFactory
+from django_outbox_pattern.core import observer as observing
+from django_outbox_pattern.ops import health, metrics
+from django_outbox_pattern.testing import MemoryInbox
+from tests.support.memory import TransportFactory
 from tests.support.otel import span_exporter
 from tests.support.runner import running, wait_until
 from tests.unit.test_observability import Recorder
@@ -21,7 +23,7 @@ from tests.unit.test_observability import Recorder
 DEST = "/queue/observed"
 
 
-def make(callback: Any, factory: TransportFactory, observer: observability.Observer) -> consumer.Consumer:
+def make(callback: Any, factory: TransportFactory, observer: observing.Observer) -> consumer.Consumer:
     settings = dataclasses.replace(
         conf.OutboxSettings(), DEFAULT_RETRY_BASE_DELAY=0.01, DEFAULT_RECEIPT_TIMEOUT=2
     )
@@ -70,7 +72,7 @@ def test_a_lost_connection_reports_the_consumer_down_then_up_again() -> None:
 
 
 def test_an_observer_that_raises_never_stops_the_consumer() -> None:
-    class Broken(observability.NullObserver):
+    class Broken(observing.NullObserver):
         def consumed(self) -> None:
             raise RuntimeError("exporter down")
 
@@ -91,7 +93,7 @@ def test_metrics_and_heartbeat_file_follow_the_consumer(tmp_path: Path) -> None:
         registry=CollectorRegistry(), backlog=metrics.BacklogCollector(object)
     )
     heartbeat = tmp_path / "consumer.alive"
-    observer = observability.MultiObserver(
+    observer = observing.MultiObserver(
         outbox_metrics, health.HeartbeatObserver(heartbeat, component="consumer")
     )
     c = make(by_id, factory, observer)
@@ -123,7 +125,7 @@ def test_the_callback_runs_inside_a_span_continuing_the_message_trace(exporter: 
     with trace.get_tracer("tests").start_as_current_span("writer") as writer:
         headers = {**tracing.trace_headers(), "dop-msg-id": "traced-1"}
     factory = TransportFactory()
-    c = make(callback, factory, observability.NullObserver())
+    c = make(callback, factory, observing.NullObserver())
     with running(c):
         factory.broker.publish(DEST, "{}", headers)
         assert wait_until(lambda: c.stats.processed == 1)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from django_outbox_pattern import testing
-from django_outbox_pattern.ops import health
+from django_outbox_pattern import conf, testing
+from django_outbox_pattern.ops import health, probes
 
 
 class FakeClock:
@@ -97,9 +97,9 @@ def test_the_observer_logs_a_failing_write_once(tmp_path: Path, caplog: pytest.L
 
 def test_broker_readiness_follows_the_broker() -> None:
     broker = testing.MemoryBroker()
-    probe = health.check_broker(transport_factory=lambda: testing.MemoryTransport(broker))
+    probe = probes.broker(conf.OutboxSettings(), lambda s: testing.MemoryTransport(broker))
     assert probe.ok and probe.name == "broker"
     broker.down = True
-    probe = health.check_broker(transport_factory=lambda: testing.MemoryTransport(broker))
+    probe = probes.broker(conf.OutboxSettings(), lambda s: testing.MemoryTransport(broker))
     assert not probe.ok
     assert "down" in probe.detail

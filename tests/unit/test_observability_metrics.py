@@ -10,7 +10,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from django_outbox_pattern import exceptions
-from django_outbox_pattern.ops import backlog, metrics, observability
+from django_outbox_pattern.core import observer as observing
+from django_outbox_pattern.ops import backlog, labels, metrics, observability
 
 
 class FakeClock:
@@ -113,7 +114,7 @@ def test_a_failing_backlog_query_is_reported_as_a_gauge_not_an_error(
 
 
 def test_published_destinations_beyond_the_label_limit_are_grouped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(metrics, "MAX_DESTINATION_LABELS", 2)
+    monkeypatch.setattr(labels, "MAX_DESTINATION_LABELS", 2)
     m = make_metrics()
     m.batch_published(4, {"/queue/a": 1, "/queue/b": 1, "/queue/c": 1, "/queue/d": 1}, [])
     m.batch_published(1, {"/queue/a": 1}, [])
@@ -157,4 +158,4 @@ def test_without_prometheus_client_asking_for_metrics_says_what_to_install(
     # everything else keeps working
     observer = observability.build_observer(health_file=str(tmp_path / "alive"))
     observer.heartbeat()
-    assert isinstance(observability.build_observer(), observability.NullObserver)
+    assert isinstance(observability.build_observer(), observing.NullObserver)

@@ -9,8 +9,8 @@ import pytest
 
 from django_outbox_pattern import tracing
 from django_outbox_pattern.choices import StatusChoice
+from django_outbox_pattern.core import observer as observing
 from django_outbox_pattern.models import Published
-from django_outbox_pattern.ops import observability
 from django_outbox_pattern.relaying import relay
 from django_outbox_pattern.testing import MemoryBroker, MemoryTransport
 from tests.support.otel import span_exporter
@@ -20,7 +20,7 @@ from tests.unit.test_observability import Recorder
 pytestmark = pytest.mark.django_db
 
 
-def observed_relay(broker: MemoryBroker, recorder: observability.Observer, **overrides: Any) -> relay.Relay:
+def observed_relay(broker: MemoryBroker, recorder: observing.Observer, **overrides: Any) -> relay.Relay:
     settings = make_settings(**{"DEFAULT_RECEIPT_TIMEOUT": 0.05, **overrides})
     return make_relay(settings, MemoryTransport(broker), observer=recorder)
 
@@ -88,7 +88,7 @@ def test_the_relay_reports_down_and_keeps_its_heartbeat_while_the_broker_is_down
 
 
 def test_a_raising_observer_never_stops_the_relay() -> None:
-    class Broken(observability.NullObserver):
+    class Broken(observing.NullObserver):
         def batch_published(self, *args: Any) -> None:
             raise RuntimeError("exporter down")
 
@@ -112,7 +112,7 @@ def test_a_relay_batch_span_links_to_the_writers_trace(exporter: Any) -> None:
     with trace.get_tracer("tests").start_as_current_span("writer") as writer:
         row = Published.objects.create(destination="/queue/traced", body={})
     broker = MemoryBroker()
-    engine = observed_relay(broker, observability.NullObserver())
+    engine = observed_relay(broker, observing.NullObserver())
     assert engine.run_once() == 1
     [sent] = broker.sent
     assert sent.headers["traceparent"] == row.headers["traceparent"]

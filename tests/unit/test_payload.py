@@ -7,9 +7,9 @@ import logging
 import pytest
 
 from django_outbox_pattern import exceptions, payloads
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern.broker import wire
 from django_outbox_pattern.consuming import inbox
-from tests.support.memory import MemoryInbox
+from django_outbox_pattern.testing import MemoryInbox
 
 
 class Recorder:
@@ -22,7 +22,7 @@ class Recorder:
 
 def make(body: bytes = b'{"id": 1}', **headers: str) -> tuple[payloads.Payload, Recorder, MemoryInbox]:
     settle, store = Recorder(), MemoryInbox()
-    message = transport.Message(headers={"message-id": "m-1", **headers}, body=body)
+    message = wire.Message(headers={"message-id": "m-1", **headers}, body=body)
     msg_id = inbox.message_id(message.headers)
     return payloads.Payload.from_message(message, msg_id=msg_id, settle=settle, store=store), settle, store
 

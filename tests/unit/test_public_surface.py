@@ -249,18 +249,18 @@ def test_sigquit_stops_gracefully_as_3x_subscribe() -> None:
 
 
 def test_manage_py_subscribe_and_publish_register_the_listener_classes() -> None:
-    from django_outbox_pattern.consuming import consumer
-    from django_outbox_pattern.relaying import relay
+    from django_outbox_pattern.consuming import assembly as consumer_assembly
+    from django_outbox_pattern.relaying import assembly as relay_assembly
 
     path = f"{__name__}.RecordingListener"
     with mock.patch("django_outbox_pattern.settings.DEFAULT_CONSUMER_LISTENER_CLASS", path):
-        built = consumer.build_consumer(lambda payload: None, "/queue/listened")
+        built = consumer_assembly.build_consumer(lambda payload: None, "/queue/listened")
     name = f"consumer-listener-{built.subscription_id}"
     transport = built._new_transport()  # what each (re)connection of the consumer uses
     assert isinstance(transport.get_listener(name), RecordingListener)
     assert transport.get_listener(name).instance is built
     with mock.patch("django_outbox_pattern.settings.DEFAULT_PRODUCER_LISTENER_CLASS", path):
-        r = relay.build_relay()
+        r = relay_assembly.build_relay()
     listener = r.producer.transport.get_listener(f"producer-listener-{r.relay_id}")
     assert isinstance(listener, RecordingListener)
     assert listener.instance is r

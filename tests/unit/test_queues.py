@@ -8,6 +8,7 @@ import pytest
 
 from django_outbox_pattern import conf, exceptions
 from django_outbox_pattern.consuming import queues
+from django_outbox_pattern.core import addressing
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def settings() -> conf.OutboxSettings:
 def test_queue_name_is_given_name_else_last_segment(
     destination: str, queue_name: str | None, expected: str
 ) -> None:
-    assert queues.queue_name_for(destination, queue_name) == expected
+    assert addressing.queue_name_for(destination, queue_name) == expected
 
 
 @pytest.mark.parametrize(
@@ -54,7 +55,7 @@ def test_queue_name_is_given_name_else_last_segment(
 )
 def test_invalid_destinations_are_refused_up_front(destination: str, fragment: str) -> None:
     with pytest.raises(exceptions.InvalidDestination) as info:
-        queues.queue_name_for(destination)
+        addressing.queue_name_for(destination)
     assert fragment in str(info.value)
 
 
@@ -69,14 +70,14 @@ def test_invalid_destinations_are_refused_up_front(destination: str, fragment: s
 )
 def test_invalid_queue_names_are_refused(queue_name: str, fragment: str) -> None:
     with pytest.raises(exceptions.InvalidDestination) as info:
-        queues.queue_name_for("/topic/ok", queue_name)
+        addressing.queue_name_for("/topic/ok", queue_name)
     assert fragment in str(info.value)
 
 
 def test_longest_allowed_queue_name_leaves_room_for_the_dlq_prefix() -> None:
     name = "x" * 251
-    assert queues.queue_name_for("/topic/ok", name) == name
-    assert len(queues.dead_letter_queue(name)) == 255
+    assert addressing.queue_name_for("/topic/ok", name) == name
+    assert len(addressing.dead_letter_queue(name)) == 255
 
 
 def test_main_headers_match_the_earlier_releases(settings: conf.OutboxSettings) -> None:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django_outbox_pattern import exceptions
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
-from django_outbox_pattern.relaying import relay, store
+from django_outbox_pattern.relaying import assembly, batches, outbox, relay, store
 from django_outbox_pattern.testing import MemoryBroker, MemoryTransport
 from tests.support.relay_helpers import (
     RelayThread,
@@ -80,7 +80,7 @@ def test_a_row_without_receipt_stays_scheduled_with_attempt_error_and_backoff(
             <= row.available_at
             <= timezone.now() + datetime.timedelta(seconds=10)
         )
-    assert engine.last_batch == relay.BatchResult(
+    assert engine.last_batch == batches.BatchResult(
         published=0, failed=2, retried=2, dead_lettered=0, elapsed=engine.last_batch.elapsed
     )
     assert engine.run_once() == 0  # not due yet: retries happen once per interval, for every relay
@@ -252,7 +252,7 @@ def test_while_draining_two_full_batches_stay_in_flight_and_the_oldest_lands_fir
 def test_stop_lands_every_batch_in_flight(memory: MemoryTransport) -> None:
     make_rows("/queue/q", 9)
     engine = memory_relay(memory, DEFAULT_PUBLISHED_CHUNK_SIZE=3)
-    results: list[relay.BatchResult] = []
+    results: list[batches.BatchResult] = []
     engine.run_once()
     engine.run_once()
     engine.stop()
@@ -264,7 +264,7 @@ def test_stop_lands_every_batch_in_flight(memory: MemoryTransport) -> None:
 def test_once_claims_one_batch_and_lands_it(memory: MemoryTransport) -> None:
     make_rows("/queue/q", 9)
     engine = memory_relay(memory, DEFAULT_PUBLISHED_CHUNK_SIZE=3)
-    results: list[relay.BatchResult] = []
+    results: list[batches.BatchResult] = []
     engine.run(once=True, on_batch=results.append)
     assert [r.published for r in results] == [3]
     assert statuses()[StatusChoice.SUCCEEDED] == 3 and len(memory.sent) == 3
@@ -329,9 +329,9 @@ def test_stop_during_a_long_reconnect_wait_returns_at_once(
 def test_run_until_empty_drains_and_reports_each_batch(memory: MemoryTransport) -> None:
     make_rows("/queue/q", 25)
     engine = memory_relay(memory, DEFAULT_PUBLISHED_CHUNK_SIZE=10)
-    batches: list[relay.BatchResult] = []
-    engine.run(until_empty=True, on_batch=batches.append)
-    assert [b.published for b in batches] == [10, 10, 5]
+    landed: list[batches.BatchResult] = []
+    engine.run(until_empty=True, on_batch=landed.append)
+    assert [b.published for b in landed] == [10, 10, 5]
     assert statuses()[StatusChoice.SUCCEEDED] == 25
     assert not memory.is_connected()  # closed on the way out
 
@@ -383,12 +383,14 @@ def test_housekeeping_dead_letters_expired_rows_even_while_the_broker_is_down(
 
 
 def test_build_relay_applies_overrides_and_validates_them() -> None:
-    engine = relay.build_relay(make_settings(), chunk_size=7, poll_interval=0.25, notify=False)
+    engine = assembly.build_relay(
+        assembly.relay_settings(make_settings(), chunk_size=7, poll_interval=0.25, notify=False)
+    )
     assert engine.settings.DEFAULT_PUBLISHED_CHUNK_SIZE == 7
     assert engine.settings.DEFAULT_PRODUCER_WAITING_TIME == 0.25
     assert engine.notifier is None
     with pytest.raises(exceptions.ConfigurationError, match="DEFAULT_PUBLISHED_CHUNK_SIZE"):
-        relay.build_relay(make_settings(), chunk_size=0)
+        assembly.build_relay(assembly.relay_settings(make_settings(), chunk_size=0))
 
 
 def test_relay_ids_are_unique_and_fit_the_lease_column() -> None:
@@ -403,18 +405,18 @@ def test_a_database_failure_is_waited_out_and_the_relay_goes_on(memory: MemoryTr
     failures = [exceptions.StorageError("database is down")]
 
     class FlakyStore(store.OutboxStore):
-        def claim(self, *args: Any, **kwargs: Any) -> list[store.OutboxRow]:
+        def claim(self, *args: Any, **kwargs: Any) -> list[outbox.OutboxRow]:
             if failures:
                 raise failures.pop()
             return super().claim(*args, **kwargs)
 
-    engine = relay.Relay(
-        store=FlakyStore(), transport=memory, settings=make_settings(), rng=random.Random(0)
+    engine = assembly.build_relay(
+        make_settings(), outbox_store=FlakyStore(), transport=memory, rng=random.Random(0)
     )  # first retry after 0.5-1 s
-    batches: list[relay.BatchResult] = []
-    engine.run(until_empty=True, on_batch=batches.append)
+    landed: list[batches.BatchResult] = []
+    engine.run(until_empty=True, on_batch=landed.append)
     assert engine._storage_failures == 0 and not failures
-    assert [b.published for b in batches] == [2]
+    assert [b.published for b in landed] == [2]
 
 
 @pytest.mark.django_db(transaction=True)

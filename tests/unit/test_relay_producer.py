@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import pytest
 
 from django_outbox_pattern import exceptions
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern.broker import wire
 from django_outbox_pattern.relaying import producer
 from django_outbox_pattern.testing import MemoryBroker, MemoryTransport
 
@@ -165,7 +165,7 @@ class _WriteLog(MemoryTransport):
         self.writes: list[int] = []
         self.fail_on = fail_on
 
-    def send_many(self, messages: Sequence[transport.OutgoingFrame]) -> None:
+    def send_many(self, messages: Sequence[wire.OutgoingFrame]) -> None:
         self.writes.append(len(messages))
         if len(self.writes) == self.fail_on:
             self.close_abruptly("broken pipe")

@@ -27,6 +27,6 @@ def test_the_passcode_in_stomp_frame_logs_is_masked(passcode: str, caplog: pytes
 
 
 def test_the_mask_is_installed_once() -> None:
-    transport.mask_stomp_logs()
-    transport.mask_stomp_logs()
+    receiver.mask_stomp_logs()
+    receiver.mask_stomp_logs()
     assert logging.getLogger("stomp.py").filters.count(receiver.MASK) == 1

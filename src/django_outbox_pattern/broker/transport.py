@@ -1,7 +1,8 @@
 """The broker boundary: ``StompTransport``, the only module importing stomp.py.
 
-It implements ``wire.Transport`` (re-exported here with the values that cross it); what stomp.py's receiver
-thread does with incoming frames is in receiver.py, the SEND/ACK/NACK bytes it writes itself in frames.py.
+It implements ``wire.Transport`` (the contract and the values that cross it live in wire.py); what
+stomp.py's receiver thread does with incoming frames is in receiver.py, the SEND/ACK/NACK bytes it writes
+itself in frames.py.
 
 Facts this is built on (RabbitMQ 3.10 STOMP): a RECEIPT for a SEND arrives only after the publisher
 confirm; an ERROR frame closes the connection; listeners run on stomp.py's single receiver thread, so
@@ -19,29 +20,9 @@ from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from django_outbox_pattern import conf, exceptions
-from django_outbox_pattern.broker import frames
-from django_outbox_pattern.broker.receiver import Listener, Tracker, mask_stomp_logs
-from django_outbox_pattern.broker.wire import (
-    Headers,
-    Message,
-    MessageHandler,
-    OutgoingFrame,
-    Transport,
-    new_receipt_id,
-)
+from django_outbox_pattern.broker import frames, receiver, wire
 
-__all__ = [
-    "Headers",
-    "Message",
-    "MessageHandler",
-    "OutgoingFrame",
-    "StompTransport",
-    "Transport",
-    "build_transport",
-    "mask_stomp_logs",
-    "new_receipt_id",
-    "wrap_errors",
-]
+__all__ = ["StompTransport", "wrap_errors"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +56,7 @@ class StompTransport:
     ) -> None:
         self._settings = settings
         self._hosts = list(hosts or settings.DEFAULT_STOMP_HOST_AND_PORTS)
-        self._tracker = Tracker()
+        self._tracker = receiver.Tracker()
         self._conn: Any = None
         self._encoder: frames.FrameEncoder | None = None  # None: every frame goes through stomp.py
         self._acks_lock = threading.Lock()
@@ -97,7 +78,7 @@ class StompTransport:
 
     def _build(self) -> Any:
         s = self._settings
-        mask_stomp_logs()
+        receiver.mask_stomp_logs()
         connection_class = conf.import_object(s.DEFAULT_CONNECTION_CLASS)
         conn = connection_class(
             host_and_ports=self._hosts,
@@ -122,7 +103,7 @@ class StompTransport:
                 ssl_version=s.ssl_version,
                 password=s.DEFAULT_STOMP_SSL_PASSWORD,
             )
-        conn.set_listener(self.name, Listener(self._tracker))
+        conn.set_listener(self.name, receiver.Listener(self._tracker))
         for name, listener in self._listeners.items():
             conn.set_listener(name, listener)
         return conn
@@ -235,7 +216,7 @@ class StompTransport:
             raise exceptions.ConnectionClosed(f"Not connected to the broker{reason}.")
         return self._conn
 
-    def send(self, destination: str, body: str, headers: Headers, *, receipt: str | None = None) -> None:
+    def send(self, destination: str, body: str, headers: wire.Headers, *, receipt: str | None = None) -> None:
         conn = self._require()
         with wrap_errors("send"):
             if receipt is None:
@@ -243,7 +224,7 @@ class StompTransport:
             else:
                 conn.send(destination=destination, body=body, headers=dict(headers), receipt=receipt)
 
-    def send_many(self, messages: Sequence[OutgoingFrame]) -> None:
+    def send_many(self, messages: Sequence[wire.OutgoingFrame]) -> None:
         """Send the messages in order, written to the socket together (one ``send()`` each when the
         connection class is not one of stomp.py's own). On an error some of them may have been sent."""
         conn = self._require()
@@ -284,7 +265,7 @@ class StompTransport:
     def last_error(self) -> str | None:
         return self._tracker.error
 
-    def subscribe(self, destination: str, subscription_id: str, headers: Headers, *, ack: str) -> None:
+    def subscribe(self, destination: str, subscription_id: str, headers: wire.Headers, *, ack: str) -> None:
         conn = self._require()
         with wrap_errors("subscribe"):
             conn.subscribe(destination=destination, id=subscription_id, ack=ack, headers=dict(headers))
@@ -327,7 +308,7 @@ class StompTransport:
         with wrap_errors("nack"):
             conn.nack(ack_id, requeue="true" if requeue else "false")
 
-    def set_message_handler(self, handler: MessageHandler | None) -> None:
+    def set_message_handler(self, handler: wire.MessageHandler | None) -> None:
         self._tracker.handler = handler
 
 
@@ -337,11 +318,8 @@ def _frame_encoder(conn: Any) -> frames.FrameEncoder | None:
     import stomp.connect
     import stomp.transport
 
-    stock = (
-        stomp.connect.StompConnection10,
-        stomp.connect.StompConnection11,
-        stomp.connect.StompConnection12,
-    )
+    connect = stomp.connect
+    stock = (connect.StompConnection10, connect.StompConnection11, connect.StompConnection12)
     version = getattr(conn, "version", None)
     if (
         type(conn) not in stock
@@ -350,8 +328,3 @@ def _frame_encoder(conn: Any) -> frames.FrameEncoder | None:
     ):
         return None
     return frames.FrameEncoder(version)
-
-
-def build_transport(settings: conf.OutboxSettings | None = None) -> StompTransport:
-    """A ``StompTransport`` from the given settings (default: the Django settings)."""
-    return StompTransport(settings or conf.get_settings())

@@ -1,11 +1,9 @@
 """Consumer: a supervisor owning the broker connection, a hand-off queue, and one worker thread.
 
-- stomp.py's receiver thread only puts each MESSAGE on the hand-off queue (sized for the prefetch), so
-  heartbeats keep flowing however long a callback takes.
-- The worker thread takes the messages waiting on the hand-off queue (up to PRECHECK_MAX), looks up in
-  one query which of them are in the inbox already, then handles them one at a time: skips a duplicate,
-  else builds the ``Payload`` and runs the callback. ``DEFAULT_CONSUMER_PROCESS_MSG_ON_BACKGROUND`` has
-  no effect (system check W012): callbacks always run on this worker, never on the receiver thread.
+- stomp.py's receiver thread only puts each MESSAGE on the hand-off queue of the worker thread
+  (worker.py), which checks the waiting messages for duplicates in one query and handles them one at a
+  time. ``DEFAULT_CONSUMER_PROCESS_MSG_ON_BACKGROUND`` has no effect (system
+  check W012): callbacks always run on this worker, never on the receiver thread.
 - The supervisor (``run()``) declares ``DLQ.<queue>`` on a short-lived connection (frames that
   subscription receives are requeued when it closes; an exclusive one on its own connection, which owns
   it), connects, subscribes with ``client-individual``
@@ -24,17 +22,16 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable
 
 from django_outbox_pattern import conf, exceptions
-from django_outbox_pattern.broker import transport
-from django_outbox_pattern.consuming import handling, inbox, queues
-from django_outbox_pattern.core import backoff
-from django_outbox_pattern.ops import observability
+from django_outbox_pattern.broker import wire
+from django_outbox_pattern.consuming import handling, inbox, queues, worker
+from django_outbox_pattern.core import addressing, backoff
+from django_outbox_pattern.core import observer as observing
 
 logger = logging.getLogger(__name__)
 
@@ -43,14 +40,10 @@ WATCH_INTERVAL_S = 0.25  # how often the supervisor checks the connection
 # SUBSCRIBE and then closes the connection (a queue declared with other arguments) must not cause a tight
 # reconnect loop.
 STABLE_CONNECTION_S = 10.0
-WORKER_POLL_S = 0.2  # how long the worker waits for a message before checking for stop
-PRECHECK_MAX = 50  # messages the worker takes from the hand-off queue per duplicate check (one query)
-ACK_FLUSH_S = 0.05  # longest an ACK waits for the end of its run of messages (then all go in one write)
 PURGE_CHECK_INTERVAL_S = 60.0  # how often the supervisor asks the cache whether retention is due
 ACK_MODE = "client-individual"
 
-Callback = handling.Callback
-TransportFactory = Callable[[], transport.Transport]
+TransportFactory = Callable[[], wire.Transport]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -69,41 +62,47 @@ class Consumer:
 
     def __init__(
         self,
-        callback: Callback,
+        callback: handling.Callback,
         destination: str,
         queue_name: str | None = None,
         *,
         settings: conf.OutboxSettings,
         transport_factory: TransportFactory,
         store: inbox.InboxStore | None = None,
-        observer: observability.Observer | None = None,
+        observer: observing.Observer | None = None,
     ) -> None:
-        self.queue = queues.queue_name_for(destination, queue_name)
-        self._observer = observability.shielded(observer)
+        self.queue = addressing.queue_name_for(destination, queue_name)
+        self._observer = observing.shielded(observer)
         self.destination = destination
         self._settings = settings
         self._new_transport = transport_factory
-        self._store = store or inbox.DatabaseInbox(settings.DEFAULT_RECEIVED_CLASS)
+        self._store = store or inbox.DatabaseInbox(settings=settings)
         self._headers = queues.subscribe_headers(settings, self.queue)
         self._subscription = f"dop-{uuid.uuid4().hex[:12]}"
-        self._handoff: queue.Queue[tuple[transport.Transport, transport.Message]] = queue.Queue(
-            maxsize=2 * _prefetch(self._headers)  # 0 (unbounded) when the broker's prefetch is unlimited
-        )
-        self._transport: transport.Transport | None = None
+        self._transport: wire.Transport | None = None
         self._stopping = threading.Event()
         self._ready = threading.Event()
         self._lock = threading.Lock()
         self._counts = ConsumerStats()
         self._next_purge = 0.0
         self._subscribed_before = False
-        self._processor = handling.Processor(
+        processor = handling.Processor(
             callback,
             settings=settings,
             store=self._store,
             subscription=self._subscription,
-            dead_letter_queue=queues.dead_letter_queue(self.queue),
+            dead_letter_queue=addressing.dead_letter_queue(self.queue),
             stopping=self._stopping,
             count=self._count,
+        )
+        self._worker = worker.Worker(
+            processor=processor,
+            store=self._store,
+            observer=self._observer,
+            stopping=self._stopping,
+            current=lambda: self._transport,
+            queue_name=self.queue,
+            size=2 * addressing.prefetch_count(self._headers),  # 0: unbounded, as the prefetch
         )
 
     def __repr__(self) -> str:
@@ -138,8 +137,8 @@ class Consumer:
 
     def run(self) -> None:
         """Consume until ``stop()``: connect, subscribe and watch; reconnect with backoff on a loss."""
-        worker = threading.Thread(target=self._work, name=f"outbox-consumer-{self.queue}", daemon=True)
-        worker.start()
+        thread = threading.Thread(target=self._worker.run, name=f"outbox-consumer-{self.queue}", daemon=True)
+        thread.start()
         failures = 0
         try:
             while not self._stopping.is_set():
@@ -149,29 +148,27 @@ class Consumer:
                     opened = time.monotonic()
                     self._watch()
                 except exceptions.TransportError as exc:
-                    self._ready.clear()
-                    self._observer.consumer_up(False)
                     if opened is not None and time.monotonic() - opened >= STABLE_CONNECTION_S:
                         failures = 0  # the connection worked for a while: a new outage starts over
                     failures += 1
-                    s = self._settings
-                    delay = backoff.compute_backoff(
-                        failures, base=s.DEFAULT_RETRY_BASE_DELAY, cap=s.DEFAULT_MAXIMUM_BACKOFF
-                    )
-                    logger.warning(
-                        "Consumer of %s has no broker connection (%s): retrying in %.1fs",
-                        self.queue,
-                        exc,
-                        delay,
-                        extra={
-                            "action": "consumer_connection_lost",
-                            "queue": self.queue,
-                            "attempt": failures,
-                        },
-                    )
-                    self._stopping.wait(delay)
+                    self._stopping.wait(self._connection_lost(exc, failures))
         finally:
-            self._shutdown(worker)
+            self._shutdown(thread)
+
+    def _connection_lost(self, exc: exceptions.TransportError, failures: int) -> float:
+        """Report the loss; the backoff before the next connection attempt, in seconds."""
+        self._ready.clear()
+        self._observer.consumer_up(False)
+        s = self._settings
+        delay = backoff.compute_backoff(
+            failures, base=s.DEFAULT_RETRY_BASE_DELAY, cap=s.DEFAULT_MAXIMUM_BACKOFF
+        )
+        logger.warning(
+            "Consumer of %s has no broker connection (%s): retrying in %.1fs",
+            *(self.queue, exc, delay),
+            extra={"action": "consumer_connection_lost", "queue": self.queue, "attempt": failures},
+        )
+        return delay
 
     def _open(self) -> None:
         """Declare the DLQ, then connect a new transport and subscribe to the destination."""
@@ -180,8 +177,8 @@ class Consumer:
         if not exclusive:
             self._declare_dead_letter_queue(None)
         conn = self._new_transport()
-        conn.set_message_handler(functools.partial(self._receive, conn))
-        self._drop_stale()
+        conn.set_message_handler(functools.partial(self._worker.receive, conn))
+        self._worker.drop_stale()
         self._transport = conn
         conn.connect()
         if exclusive:
@@ -199,7 +196,7 @@ class Consumer:
             extra={"action": "consumer_subscribed", "queue": self.queue, "destination": self.destination},
         )
 
-    def _declare_dead_letter_queue(self, main: transport.Transport | None) -> None:
+    def _declare_dead_letter_queue(self, main: wire.Transport | None) -> None:
         """Declare DLQ.<queue> on a connection of its own (closing it requeues anything it was sent), or,
         exclusive, on the consumer's connection ``main`` (it owns the queue, which is new and empty)."""
         conn = main or self._new_transport()
@@ -214,10 +211,8 @@ class Consumer:
             if main is None:
                 conn.disconnect()
 
-    def _subscribe(
-        self, conn: transport.Transport, destination: str, sub_id: str, headers: transport.Headers
-    ) -> None:
-        receipt = transport.new_receipt_id()
+    def _subscribe(self, conn: wire.Transport, destination: str, sub_id: str, headers: wire.Headers) -> None:
+        receipt = wire.new_receipt_id()
         conn.subscribe(destination, sub_id, {**headers, "receipt": receipt}, ack=ACK_MODE)
         confirmed = receipt in conn.wait_for_receipts([receipt], self._settings.DEFAULT_RECEIPT_TIMEOUT)
         if not confirmed or getattr(conn, "last_error", None):  # RabbitMQ may confirm, then send ERROR
@@ -268,138 +263,14 @@ class Consumer:
             "Consumer of %s stopped", self.queue, extra={"action": "consumer_stopped", "queue": self.queue}
         )
 
-    # --- receiver thread --------------------------------------------------------------------------
-
-    def _receive(self, source: transport.Transport, message: transport.Message) -> None:
-        """Called on stomp.py's receiver thread: hand the message off, never block."""
-        try:
-            self._handoff.put_nowait((source, message))
-        except queue.Full:  # only if the broker ignored prefetch-count: it redelivers after a reconnect
-            logger.error(
-                "Hand-off queue of %s is full: message %s left unacknowledged",
-                self.queue,
-                message.headers.get("message-id", ""),
-                extra={"action": "consumer_handoff_overflowed", "queue": self.queue},
-            )
-
-    def _drop_stale(self) -> None:
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self._handoff.get_nowait()
-
-    # --- worker thread ----------------------------------------------------------------------------
-
-    def _work(self) -> None:
-        while not self._stopping.is_set():
-            self._observer.heartbeat()  # from the worker: a callback stuck for good stops the heartbeat
-            try:
-                run = [self._handoff.get(timeout=WORKER_POLL_S)]
-            except queue.Empty:
-                continue
-            with contextlib.suppress(queue.Empty):  # whatever else is waiting: one duplicate check for all
-                while len(run) < PRECHECK_MAX:
-                    run.append(self._handoff.get_nowait())
-            self._processor.precheck([message for source, message in run if source is self._transport])
-            flushed = time.monotonic()
-            for source, message in run:
-                if self._stopping.is_set():  # the rest stay unacknowledged: the broker redelivers them
-                    break
-                self._observer.heartbeat()
-                if source is not self._transport:  # from a closed connection: the broker redelivers it
-                    continue
-                try:
-                    self._processor.handle(source, message)
-                except Exception:  # the worker must survive anything
-                    logger.exception(
-                        "Unexpected error handling a message", extra={"action": "consumer_worker_failed"}
-                    )
-                if time.monotonic() - flushed >= ACK_FLUSH_S:  # slow callbacks: no ACK waits long
-                    self._flush(source)
-                    flushed = time.monotonic()
-            self._flush(self._transport)
-        self._store.reset()
-
-    def _flush(self, source: transport.Transport | None) -> None:
-        """Write the ACKs deferred by the messages handled so far. On a connection that is gone they are
-        lost: the broker redelivers those messages and the inbox skips them (only logged)."""
-        if source is None or not source.is_connected():
-            return
-        try:
-            source.flush()
-        except exceptions.TransportError as exc:
-            logger.warning(
-                "Could not send ACKs (%s): the broker will redeliver those messages",
-                exc,
-                extra={"action": "consumer_ack_flush_failed"},
-            )
-
 
 # ConsumerStats fields reported to the observer, and the Observer method for each.
 _OBSERVED = {"processed": "consumed", "duplicates": "duplicate_discarded", "nacked": "consumer_nacked"}
 
 
-def _reason(conn: transport.Transport | None, default: str) -> str:
+def _reason(conn: wire.Transport | None, default: str) -> str:
     """The broker's last ERROR (with a hint for a queue declared with other arguments), else ``default``."""
     reason = str(getattr(conn, "last_error", None) or default)
     if "precondition_failed" in reason:
         reason += "; the queue exists with other arguments: delete it or use another queue_name"
     return reason
-
-
-def _prefetch(headers: transport.Headers) -> int:
-    try:
-        return max(0, int(headers.get("prefetch-count", "0")))
-    except ValueError:
-        return 0
-
-
-def import_callback(path: str) -> Callback:
-    """The callback named by a dotted path; ``CallbackImportError`` with the reason otherwise."""
-    from django.utils.module_loading import import_string
-
-    try:
-        func = import_string(path)
-    except Exception as exc:  # ImportError, or whatever its module raised while being imported
-        raise exceptions.CallbackImportError(
-            f"Cannot import the callback {path!r} ({conf.describe_error(exc)}): give a dotted path to a "
-            "function, such as `myapp.callbacks.handle`."
-        ) from exc
-    if not callable(func):
-        raise exceptions.CallbackImportError(
-            f"{path!r} is not callable: point it at a function taking a Payload."
-        )
-    return func  # type: ignore[no-any-return]
-
-
-def build_consumer(
-    callback: str | Callback,
-    destination: str,
-    queue_name: str | None = None,
-    *,
-    settings: conf.OutboxSettings | None = None,
-    observer: observability.Observer | None = None,
-) -> Consumer:
-    """A ``Consumer`` over ``StompTransport`` built from the settings (default: the Django settings)."""
-    settings = settings or conf.get_settings()
-    queues.queue_name_for(destination, queue_name)  # fail on a bad destination before importing anything
-    func = import_callback(callback) if isinstance(callback, str) else callback
-    listeners: dict[str, object] = {}  # DEFAULT_CONSUMER_LISTENER_CLASS, on every connection (as 3.x)
-
-    def new_transport() -> transport.StompTransport:
-        conn = transport.StompTransport(settings)
-        for name, listener in listeners.items():
-            conn.set_listener(name, listener)
-        return conn
-
-    consumer = Consumer(
-        func,
-        destination,
-        queue_name,
-        settings=settings,
-        transport_factory=new_transport,
-        store=inbox.DatabaseInbox(settings.DEFAULT_RECEIVED_CLASS),
-        observer=observer,
-    )
-    listener_class = conf.import_object(settings.DEFAULT_CONSUMER_LISTENER_CLASS)
-    listeners[f"consumer-listener-{consumer.subscription_id}"] = listener_class(consumer)
-    return consumer

@@ -18,10 +18,10 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from django_outbox_pattern import conf, exceptions, headers, payloads, tracing
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern import conf, exceptions, payloads, tracing
+from django_outbox_pattern.broker import wire
 from django_outbox_pattern.consuming import inbox
-from django_outbox_pattern.core import backoff, requestid
+from django_outbox_pattern.core import backoff, identity, requestid
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Processor:
         self._checked: set[str] = set()  # ids looked up by the last precheck() ...
         self._known: set[str] = set()  # ... and those of them in the inbox (or saved since)
 
-    def precheck(self, messages: Sequence[transport.Message]) -> None:
+    def precheck(self, messages: Sequence[wire.Message]) -> None:
         """Look up in one query which of these messages are in the inbox already, so that ``handle()``
         needs no query of its own to skip a duplicate. Saves since are added; a copy saved meanwhile by
         another consumer is still caught by the inbox's unique ``msg_id`` (``DuplicateMessage``)."""
@@ -72,15 +72,15 @@ class Processor:
             return
         self._checked = ids
 
-    def handle(self, source: transport.Transport, message: transport.Message) -> None:
+    def handle(self, source: wire.Transport, message: wire.Message) -> None:
         """Process one message received on ``source``, retrying transient database errors.
 
         Meanwhile its ``dop-correlation-id`` (a new one if it has none) is the current request id, so the
         outbox rows the callback writes carry it on (as 3.x did)."""
-        with requestid.bound(message.headers.get(headers.CORRELATION_HEADER)):
+        with requestid.bound(message.headers.get(identity.CORRELATION_HEADER)):
             self._handle(source, message)
 
-    def _handle(self, source: transport.Transport, message: transport.Message) -> None:
+    def _handle(self, source: wire.Transport, message: wire.Message) -> None:
         try:
             msg_id = inbox.message_id(message.headers)
         except exceptions.MessageDecodeError:
@@ -186,14 +186,12 @@ class Processor:
             payload.nack()
         self._count("processed" if payload.acked else "nacked")
 
-    def _settler(
-        self, source: transport.Transport, message: transport.Message, msg_id: str
-    ) -> payloads.Settle:
+    def _settler(self, source: wire.Transport, message: wire.Message, msg_id: str) -> payloads.Settle:
         """ACK/NACK on the connection the message came from; a failure is logged (the broker redelivers)."""
 
         def settle(ack: bool) -> None:
             try:
-                if ack:  # written with others by the worker's flush(), see consumer.py
+                if ack:  # written with others by the worker's flush(), see worker.py
                     source.ack(message.ack_id, self._subscription, defer=True)
                 else:
                     source.nack(message.ack_id, self._subscription, requeue=False)

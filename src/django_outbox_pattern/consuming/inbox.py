@@ -26,13 +26,12 @@ from django.db import (
 )
 from django.utils import timezone
 
-from django_outbox_pattern import conf, exceptions
+from django_outbox_pattern import conf, exceptions, wiring
 from django_outbox_pattern.choices import StatusChoice
+from django_outbox_pattern.core import identity
 
 logger = logging.getLogger(__name__)
 
-# Message identity, in order of preference: the 3.x header, this project's header, the broker's id.
-MSG_ID_HEADERS = ("cap-msg-id", "dop-msg-id", "message-id")
 MAX_MSG_ID_LENGTH = 100  # Received.msg_id is a CharField(max_length=100)
 PURGE_BATCH_SIZE = 1000
 # Errors after which the database connection is closed and the callback retried (connection lost, etc.).
@@ -48,14 +47,15 @@ def message_id(headers: Mapping[str, str]) -> str:
 
     Ids longer than the column are replaced by a stable ``sha256:<hex>`` digest of themselves.
     """
-    for key in MSG_ID_HEADERS:
+    for key in identity.IDENTITY_HEADERS:
         value = headers.get(key)
         if value:
             if len(value) > MAX_MSG_ID_LENGTH:
                 return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
             return value
     raise exceptions.MessageDecodeError(
-        f"The message has none of the headers {', '.join(MSG_ID_HEADERS)}: it cannot be deduplicated."
+        f"The message has none of the headers {', '.join(identity.IDENTITY_HEADERS)}: "
+        "it cannot be deduplicated."
     )
 
 
@@ -78,16 +78,20 @@ class InboxStore(Protocol):
 
 
 class DatabaseInbox:
-    """``InboxStore`` over the ``Received`` model (or ``DEFAULT_RECEIVED_CLASS``) on the default database."""
+    """``InboxStore`` over the inbox model (DEFAULT_RECEIVED_CLASS unless given) on the default database."""
 
-    def __init__(self, model: str | type[Any] = "django_outbox_pattern.models.Received") -> None:
+    def __init__(
+        self, model: str | type[Any] | None = None, *, settings: conf.OutboxSettings | None = None
+    ) -> None:
         self._model_ref = model
+        self._settings = settings
         self._model: type[Any] | None = None
 
     @property
     def model(self) -> type[Any]:
-        if self._model is None:  # imported on first use: models need a ready app registry
-            self._model = conf.import_object(self._model_ref)
+        if self._model is None:  # resolved on first use: models need a ready app registry
+            ref = self._model_ref
+            self._model = wiring.received_model(self._settings) if ref is None else conf.import_object(ref)
         return self._model
 
     def exists(self, msg_id: str) -> bool:

@@ -15,12 +15,12 @@ from django.db import DatabaseError, router
 from django.db.models import Count, Min
 from django.utils import timezone
 
-from django_outbox_pattern import conf, exceptions
+from django_outbox_pattern import choices, exceptions, wiring
 from django_outbox_pattern.choices import StatusChoice
+from django_outbox_pattern.ops import labels
 
-STATUS_NAMES = {StatusChoice.SCHEDULE: "pending", StatusChoice.FAILED: "failed"}
-MAX_DESTINATIONS = 200  # label values beyond this are summed into destination="(other)"
-OTHER_DESTINATION = "(other)"
+STATUS_NAMES = choices.UNSENT_STATUS_NAMES
+MAX_DESTINATIONS = labels.MAX_DESTINATION_LABELS  # beyond this, rows are summed into destination="(other)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +53,7 @@ def measure(
 ) -> Backlog:
     """Count the unsent rows now; raises StorageError when the database cannot be queried."""
     if model is None:
-        model = conf.import_object(conf.get_settings().DEFAULT_PUBLISHED_CLASS)
+        model = wiring.published_model()
     now = now or timezone.now()
     qs = model.objects.using(router.db_for_read(model))
     try:
@@ -80,6 +80,9 @@ def _cap_destinations(rows: list[tuple[int, str, int]], limit: int) -> dict[tupl
     kept = set(sorted(totals, key=lambda d: (-totals[d], d))[:limit])
     counts: dict[tuple[str, str], int] = {}
     for status, destination, n in rows:
-        key = (STATUS_NAMES[StatusChoice(status)], destination if destination in kept else OTHER_DESTINATION)
+        key = (
+            STATUS_NAMES[StatusChoice(status)],
+            destination if destination in kept else labels.OTHER_DESTINATION,
+        )
         counts[key] = counts.get(key, 0) + n
     return counts

@@ -5,7 +5,7 @@ RECEIPT arrived, so a crash leaves it in the DLQ (at-least-once; the inbox drops
 ``dop-msg-id``). ``/amq/queue/`` addresses existing queues without declaring them (no clash with the
 queue's ``x-`` arguments), but RabbitMQ silently drops a SEND to a queue that does not exist and still
 sends the RECEIPT: so the target is probed first with a short subscription, whose messages (if any) are
-handed straight back with a requeueing NACK. Everything goes through a ``transport.Transport``.
+handed straight back with a requeueing NACK. Everything goes through a ``wire.Transport``.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import uuid
 from typing import Literal
 
 from django_outbox_pattern import exceptions
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern.broker import wire
+from django_outbox_pattern.core import addressing, identity
 
 logger = logging.getLogger(__name__)
 
-DLQ_PREFIX = "DLQ."
 IDLE_TIMEOUT_S = 2.0
 # Headers the broker sets on delivery; everything else (the application's headers) travels back unchanged.
 _BROKER_HEADERS = frozenset(
@@ -49,19 +49,19 @@ class RequeueResult:
 
 
 def requeue(
-    conn: transport.Transport,
+    conn: wire.Transport,
     queue: str,
     *,
     limit: int | None = None,
     idle_timeout: float = IDLE_TIMEOUT_S,
     receipt_timeout: float = 30.0,
-    dlq_prefix: str = DLQ_PREFIX,
+    dlq_prefix: str = addressing.DEAD_LETTER_PREFIX,
 ) -> RequeueResult:
     """Move up to ``limit`` messages from ``<dlq_prefix><queue>`` to ``<queue>``; stop when it is idle."""
     if not queue or "/" in queue:
         raise exceptions.InvalidDestination(f"{queue!r} is not a queue name: give the bare name, e.g. orders")
     source, target = f"/amq/queue/{dlq_prefix}{queue}", f"/amq/queue/{queue}"
-    inbox: queue_module.Queue[transport.Message] = queue_module.Queue()
+    inbox: queue_module.Queue[wire.Message] = queue_module.Queue()
     conn.set_message_handler(inbox.put)
     conn.connect()
     try:
@@ -98,7 +98,7 @@ def requeue(
 
 
 def _probe(
-    conn: transport.Transport, target: str, inbox: queue_module.Queue[transport.Message], timeout: float
+    conn: wire.Transport, target: str, inbox: queue_module.Queue[wire.Message], timeout: float
 ) -> None:
     """Fail unless ``target`` exists: a short subscription that the broker refuses for a missing queue.
 
@@ -129,9 +129,9 @@ def _probe(
             return
 
 
-def _confirm(conn: transport.Transport, what: str, hint: str, timeout: float = 30.0) -> None:
+def _confirm(conn: wire.Transport, what: str, hint: str, timeout: float = 30.0) -> None:
     """Frames are handled in order: a RECEIPT for a SEND proves every earlier frame was accepted."""
-    receipt = transport.new_receipt_id()
+    receipt = wire.new_receipt_id()
     try:
         conn.send(f"/topic/outboxctl.probe.{receipt}", "", {}, receipt=receipt)
         confirmed = receipt in conn.wait_for_receipts([receipt], timeout) and conn.is_connected()
@@ -144,7 +144,7 @@ def _confirm(conn: transport.Transport, what: str, hint: str, timeout: float = 3
         raise exceptions.BrokerRejected(f"{what}: the broker refused it ({error or 'no receipt'}); {hint}.")
 
 
-def _give_back(conn: transport.Transport, message: transport.Message) -> None:
+def _give_back(conn: wire.Transport, message: wire.Message) -> None:
     try:
         conn.nack(message.ack_id, message.headers.get("subscription", ""), requeue=True)
     except exceptions.TransportError:
@@ -153,7 +153,7 @@ def _give_back(conn: transport.Transport, message: transport.Message) -> None:
         )
 
 
-def _resend(conn: transport.Transport, target: str, message: transport.Message, timeout: float) -> None:
+def _resend(conn: wire.Transport, target: str, message: wire.Message, timeout: float) -> None:
     headers = {
         key: value
         for key, value in message.headers.items()
@@ -166,7 +166,7 @@ def _resend(conn: transport.Transport, target: str, message: transport.Message, 
         raise exceptions.MessageDecodeError(
             f"Message {message.headers.get('message-id')} is not UTF-8 text: it was left in the DLQ."
         ) from None
-    receipt = transport.new_receipt_id()
+    receipt = wire.new_receipt_id()
     conn.send(target, body, headers, receipt=receipt)
     if receipt not in conn.wait_for_receipts([receipt], timeout):
         raise exceptions.PublishNotConfirmed(
@@ -174,8 +174,8 @@ def _resend(conn: transport.Transport, target: str, message: transport.Message, 
         )
 
 
-def _identity(message: transport.Message) -> str:
-    msg_id = message.headers.get("dop-msg-id")
+def _identity(message: wire.Message) -> str:
+    msg_id = message.headers.get(identity.ID_HEADER)
     if msg_id:
         return msg_id
     return hashlib.sha256(message.body).hexdigest()

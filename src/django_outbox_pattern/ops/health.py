@@ -2,14 +2,13 @@
 
 Liveness: the running loop writes a heartbeat file (``--health-file``) on its passes, at most once per
 ``HEARTBEAT_INTERVAL_S``; a probe (``outboxctl check --liveness``, or a Kubernetes command probe) reads it
-and fails when it is older than a maximum age. Readiness: the database answers ``SELECT 1`` and the broker
-accepts a STOMP CONNECT.
+and fails when it is older than a maximum age. Readiness (the database answers ``SELECT 1`` and the broker
+accepts a STOMP CONNECT) is ``probes.readiness()``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import os
@@ -17,28 +16,15 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from django_outbox_pattern import exceptions
-from django_outbox_pattern.ops import observability
+from django_outbox_pattern.core import observer as observing
+from django_outbox_pattern.ops import probes
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL_S = 1.0  # at most one file write per second
 DEFAULT_MAX_AGE_S = 60.0  # a heartbeat older than this fails liveness
-
-
-@dataclasses.dataclass(frozen=True)
-class Probe:
-    """The result of one check: ``ok`` and a sentence saying why."""
-
-    name: str
-    ok: bool
-    detail: str
-    age_s: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def write_heartbeat(path: str | os.PathLike[str], *, component: str = "", now: float | None = None) -> None:
@@ -60,30 +46,25 @@ def write_heartbeat(path: str | os.PathLike[str], *, component: str = "", now: f
 
 def read_heartbeat(
     path: str | os.PathLike[str], max_age_s: float = DEFAULT_MAX_AGE_S, *, now: float | None = None
-) -> Probe:
+) -> probes.CheckResult:
     """Liveness: ok when ``path`` holds a heartbeat at most ``max_age_s`` seconds old."""
     target = Path(path)
     try:
         text = target.read_text()
         stamp_s = float(json.loads(text)["time"]) if text.strip() else target.stat().st_mtime
     except FileNotFoundError:
-        return Probe(
-            "liveness", False, f"no heartbeat file at {target}: is the process running with --health-file?"
-        )
+        detail = f"no heartbeat file at {target}: is the process running with --health-file?"
+        return probes.CheckResult("liveness", "fail", detail)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        return Probe("liveness", False, f"cannot read the heartbeat file {target}: {exc}")
+        return probes.CheckResult("liveness", "fail", f"cannot read the heartbeat file {target}: {exc}")
     age_s = max(0.0, (time.time() if now is None else now) - stamp_s)
     if age_s > max_age_s:
-        return Probe(
-            "liveness",
-            False,
-            f"last heartbeat {age_s:.1f}s ago (over {max_age_s:g}s): stuck or stopped",
-            age_s,
-        )
-    return Probe("liveness", True, f"last heartbeat {age_s:.1f}s ago", age_s)
+        detail = f"last heartbeat {age_s:.1f}s ago (over {max_age_s:g}s): stuck or stopped"
+        return probes.CheckResult("liveness", "fail", detail, age_s=age_s)
+    return probes.CheckResult("liveness", "pass", f"last heartbeat {age_s:.1f}s ago", age_s=age_s)
 
 
-class HeartbeatObserver(observability.NullObserver):
+class HeartbeatObserver(observing.NullObserver):
     """Writes the heartbeat file on ``heartbeat()``, at most every ``interval_s``. Checks the path at once."""
 
     def __init__(
@@ -128,41 +109,3 @@ class HeartbeatObserver(observability.NullObserver):
             self._failing = True
             return
         self._failing = False
-
-
-def check_database(using: str = "default") -> Probe:
-    """Readiness of the database: a connection and ``SELECT 1``."""
-    from django.db import DatabaseError, connections
-
-    try:
-        with connections[using].cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    except DatabaseError as exc:
-        return Probe("database", False, f"database {using!r} is not reachable: {exc}")
-    return Probe("database", True, f"database {using!r} answers")
-
-
-def check_broker(settings: Any = None, *, transport_factory: Callable[[], Any] | None = None) -> Probe:
-    """Readiness of the broker: a STOMP CONNECT (and DISCONNECT) with the configured credentials."""
-    if transport_factory is None:
-        from django_outbox_pattern.broker import transport
-
-        def transport_factory() -> Any:
-            return transport.build_transport(settings)
-
-    connection = transport_factory()
-    try:
-        connection.connect()
-    except exceptions.OutboxError as exc:
-        return Probe("broker", False, str(exc))
-    finally:
-        connection.disconnect()
-    return Probe("broker", True, "the broker accepted a STOMP connection")
-
-
-def check_readiness(
-    settings: Any = None, *, using: str = "default", transport_factory: Callable[[], Any] | None = None
-) -> list[Probe]:
-    """Database, then broker; the process is ready when every probe is ok."""
-    return [check_database(using), check_broker(settings, transport_factory=transport_factory)]

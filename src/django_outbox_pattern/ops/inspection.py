@@ -1,8 +1,8 @@
 """Read-only operator queries on the outbox and the inbox (``outboxctl inspect``, the repair previews).
 
 ``Filter`` selects rows; ``outbox_summary``/``inbox_summary`` give counts at a glance; ``list_rows``,
-``preview`` and ``get_row`` give rows as plain dicts with stable keys (the CLI's ``--json``). Re-exported by
-``operations``, which is what the CLI and the admin import.
+``preview`` and ``get_row`` give rows as plain dicts with stable keys (the CLI's ``--json``). The tables are
+DEFAULT_PUBLISHED_CLASS and DEFAULT_RECEIVED_CLASS (wiring.py).
 """
 
 from __future__ import annotations
@@ -16,26 +16,10 @@ from django.db import models
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
+from django_outbox_pattern import choices, wiring
 from django_outbox_pattern.choices import StatusChoice
-from django_outbox_pattern.models import Published, Received
 
 Table = Literal["outbox", "inbox"]
-OUTBOX_STATUS: dict[int, str] = {
-    StatusChoice.SCHEDULE: "pending",
-    StatusChoice.FAILED: "failed",
-    StatusChoice.SUCCEEDED: "published",
-}
-INBOX_STATUS: dict[int, str] = {
-    StatusChoice.SCHEDULE: "pending",
-    StatusChoice.FAILED: "failed",
-    StatusChoice.SUCCEEDED: "processed",
-}
-STATUS_BY_NAME = {
-    "pending": StatusChoice.SCHEDULE,
-    "failed": StatusChoice.FAILED,
-    "published": StatusChoice.SUCCEEDED,
-    "processed": StatusChoice.SUCCEEDED,
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,8 +57,8 @@ class Filter:
         return qs
 
 
-def _model(table: Table) -> type[Published] | type[Received]:
-    return Published if table == "outbox" else Received
+def _model(table: Table) -> type[Any]:
+    return wiring.published_model() if table == "outbox" else wiring.received_model()
 
 
 def query(table: Table, selection: Filter) -> models.QuerySet[Any]:
@@ -89,9 +73,10 @@ def query(table: Table, selection: Filter) -> models.QuerySet[Any]:
 def outbox_summary(*, now: datetime | None = None, max_destinations: int = 50) -> dict[str, Any]:
     """Counts by status and destination, the oldest pending row, due/in-flight/retrying rows, attempts."""
     now = now or timezone.now()
-    by_status = _by_status(Published.objects.all(), OUTBOX_STATUS)
-    destinations = _by_destination(Published.objects.values_list("destination", "status"), OUTBOX_STATUS)
-    pending = Published.objects.filter(status=StatusChoice.SCHEDULE)
+    rows = wiring.published_model().objects.all()
+    by_status = _by_status(rows, choices.OUTBOX_STATUS_NAMES)
+    destinations = _by_destination(rows.values_list("destination", "status"), choices.OUTBOX_STATUS_NAMES)
+    pending = rows.filter(status=StatusChoice.SCHEDULE)
     oldest = pending.order_by("added", "id").values("id", "destination", "added").first()
     return {
         "total": sum(by_status.values()),
@@ -115,11 +100,12 @@ def outbox_summary(*, now: datetime | None = None, max_destinations: int = 50) -
 
 def inbox_summary(*, max_destinations: int = 50) -> dict[str, Any]:
     """Counts by status and destination, and the oldest and newest received row."""
-    by_status = _by_status(Received.objects.all(), INBOX_STATUS)
+    rows = wiring.received_model().objects.all()
+    by_status = _by_status(rows, choices.INBOX_STATUS_NAMES)
     destinations = _by_destination(
-        Received.objects.values_list("headers__destination", "status"), INBOX_STATUS
+        rows.values_list("headers__destination", "status"), choices.INBOX_STATUS_NAMES
     )
-    span = Received.objects.aggregate(oldest=Min("added"), newest=Max("added"))
+    span = rows.aggregate(oldest=Min("added"), newest=Max("added"))
     return {
         "total": sum(by_status.values()),
         "by_status": by_status,
@@ -170,10 +156,10 @@ def id_states(ids: list[Any], *, now: datetime | None = None) -> dict[str, str]:
     found = {
         str(pk): "in flight"
         if status == StatusChoice.SCHEDULE and locked_by and available_at > now
-        else OUTBOX_STATUS.get(status, str(status))
-        for pk, status, locked_by, available_at in Published.objects.filter(id__in=ids).values_list(
-            "id", "status", "locked_by", "available_at"
-        )
+        else choices.OUTBOX_STATUS_NAMES.get(status, str(status))
+        for pk, status, locked_by, available_at in wiring.published_model()
+        .objects.filter(id__in=ids)
+        .values_list("id", "status", "locked_by", "available_at")
     }
     return {str(pk): found.get(str(pk), "not found") for pk in ids}
 
@@ -193,7 +179,7 @@ def _row(table: Table, obj: Any, *, full: bool) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": str(obj.id),
             "destination": obj.destination,
-            "status": OUTBOX_STATUS.get(obj.status, obj.status),
+            "status": choices.OUTBOX_STATUS_NAMES.get(obj.status, obj.status),
             "attempts": obj.retry,
             "added": obj.added,
             "available_at": obj.available_at,
@@ -213,7 +199,7 @@ def _row(table: Table, obj: Any, *, full: bool) -> dict[str, Any]:
         "id": str(obj.id),
         "msg_id": obj.msg_id,
         "destination": obj.destination,
-        "status": INBOX_STATUS.get(obj.status, obj.status),
+        "status": choices.INBOX_STATUS_NAMES.get(obj.status, obj.status),
         "added": obj.added,
     }
     if full:

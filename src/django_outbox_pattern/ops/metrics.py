@@ -1,6 +1,6 @@
 """Prometheus metrics (optional: ``pip install django-outbox-pattern[metrics]``).
 
-``OutboxMetrics`` is an ``observability.Observer`` that counts what the relay and the consumer report,
+``OutboxMetrics`` is an ``observing.Observer`` that counts what the relay and the consumer report,
 plus a collector that measures the backlog (backlog.py) when Prometheus scrapes, cached for a few
 seconds so frequent scrapes cost one query pair. ``start_metrics_server()`` serves ``/metrics`` on a
 port (loopback by default). Importing this module never fails; using it without prometheus-client
@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from django_outbox_pattern import exceptions
+from django_outbox_pattern.ops import labels
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -27,8 +28,6 @@ logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "Metrics need prometheus-client: pip install django-outbox-pattern[metrics]"
 BACKLOG_CACHE_S = 5.0  # a scrape within this many seconds of the last query reuses its result
-MAX_DESTINATION_LABELS = 200  # published-counter destinations beyond this are counted as "(other)"
-OTHER_DESTINATION = "(other)"
 RECEIPT_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 _default: OutboxMetrics | None = None
@@ -117,7 +116,7 @@ def _measure_and_release() -> Backlog:
 
 
 class OutboxMetrics:
-    """Counters, gauges and the receipt-latency histogram; an ``observability.Observer``."""
+    """Counters, gauges and the receipt-latency histogram; an ``observing.Observer``."""
 
     def __init__(
         self, registry: CollectorRegistry | None = None, *, backlog: BacklogCollector | None = None
@@ -162,8 +161,8 @@ class OutboxMetrics:
     def _label(self, destination: str) -> str:
         if destination in self._destinations:
             return destination
-        if len(self._destinations) >= MAX_DESTINATION_LABELS:
-            return OTHER_DESTINATION
+        if len(self._destinations) >= labels.MAX_DESTINATION_LABELS:
+            return labels.OTHER_DESTINATION
         self._destinations.add(destination)
         return destination
 

@@ -1,162 +1,18 @@
-"""What the relay and the consumer report while they run: the ``Observer`` protocol and its plain forms.
+"""The observers a front-end asked for: ``--metrics-port``, ``--metrics-addr`` and ``--health-file``.
 
-The engine depends on this module only. Metrics (metrics.py, needs prometheus-client) and the liveness
-heartbeat (health.py) are observers; ``build_observer()`` assembles the ones a command asked for. Every
-method is called on the engine's own thread and must return quickly; ``MultiObserver`` shields the engine
-from an observer that raises, so a broken exporter never stops the relay or the consumer.
+Used by the ``publish``/``subscribe`` management commands and by outboxctl; the engine only knows the
+``Observer`` protocol (core/observer.py).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Any
 
-logger = logging.getLogger(__name__)
+from django_outbox_pattern.core import observer as observing
+from django_outbox_pattern.ops import health
 
-__all__ = [
-    "MultiObserver",
-    "NullObserver",
-    "Observer",
-    "add_arguments",
-    "build_observer",
-    "observer_from_options",
-    "shielded",
-]
-
-
-@runtime_checkable
-class Observer(Protocol):
-    """Events of the relay and the consumer. Counts are rows or messages."""
-
-    def batch_published(
-        self, count: int, destination_counts: Mapping[str, int], receipt_latencies_s: Sequence[float]
-    ) -> None:
-        """The broker confirmed ``count`` messages (per destination), with each RECEIPT's wait in seconds."""
-
-    def send_failed(self, count: int, reason: str) -> None:
-        """``count`` messages were sent but not confirmed (each is an attempt counted against the row)."""
-
-    def dead_lettered(self, count: int, reason: str) -> None:
-        """``count`` outbox rows became FAILED (attempts exhausted, expired or unsendable)."""
-
-    def retried(self, count: int) -> None:
-        """``count`` outbox rows were rescheduled with a backoff."""
-
-    def consumed(self) -> None:
-        """The consumer processed a message: saved by the callback (and committed) or acked by it."""
-
-    def duplicate_discarded(self) -> None:
-        """The consumer discarded a message already in the inbox (acked without running effects twice)."""
-
-    def consumer_nacked(self) -> None:
-        """The consumer nacked a message (the callback asked for it, or raised)."""
-
-    def relay_up(self, up: bool) -> None:
-        """The relay is connected to the broker (True) or is not (False)."""
-
-    def consumer_up(self, up: bool) -> None:
-        """The consumer is subscribed (True) or is not (False)."""
-
-    def heartbeat(self) -> None:
-        """The loop made a pass: proof of liveness (called at least once per poll interval)."""
-
-
-class NullObserver:
-    """Observes nothing: the default of the relay and the consumer."""
-
-    def batch_published(
-        self, count: int, destination_counts: Mapping[str, int], receipt_latencies_s: Sequence[float]
-    ) -> None:
-        pass
-
-    def send_failed(self, count: int, reason: str) -> None:
-        pass
-
-    def dead_lettered(self, count: int, reason: str) -> None:
-        pass
-
-    def retried(self, count: int) -> None:
-        pass
-
-    def consumed(self) -> None:
-        pass
-
-    def duplicate_discarded(self) -> None:
-        pass
-
-    def consumer_nacked(self) -> None:
-        pass
-
-    def relay_up(self, up: bool) -> None:
-        pass
-
-    def consumer_up(self, up: bool) -> None:
-        pass
-
-    def heartbeat(self) -> None:
-        pass
-
-
-class MultiObserver:
-    """Forwards every event to each observer in turn; one that raises is logged and skipped."""
-
-    def __init__(self, *observers: Observer) -> None:
-        self.observers: tuple[Observer, ...] = observers
-
-    def _each(self, method: str, *args: object) -> None:
-        for observer in self.observers:
-            try:
-                getattr(observer, method)(*args)
-            except Exception:
-                logger.warning(
-                    "Observer %r failed in %s",
-                    observer,
-                    method,
-                    exc_info=True,
-                    extra={"action": "observer_failed", "observer": type(observer).__name__, "event": method},
-                )
-
-    def batch_published(
-        self, count: int, destination_counts: Mapping[str, int], receipt_latencies_s: Sequence[float]
-    ) -> None:
-        self._each("batch_published", count, destination_counts, receipt_latencies_s)
-
-    def send_failed(self, count: int, reason: str) -> None:
-        self._each("send_failed", count, reason)
-
-    def dead_lettered(self, count: int, reason: str) -> None:
-        self._each("dead_lettered", count, reason)
-
-    def retried(self, count: int) -> None:
-        self._each("retried", count)
-
-    def consumed(self) -> None:
-        self._each("consumed")
-
-    def duplicate_discarded(self) -> None:
-        self._each("duplicate_discarded")
-
-    def consumer_nacked(self) -> None:
-        self._each("consumer_nacked")
-
-    def relay_up(self, up: bool) -> None:
-        self._each("relay_up", up)
-
-    def consumer_up(self, up: bool) -> None:
-        self._each("consumer_up", up)
-
-    def heartbeat(self) -> None:
-        self._each("heartbeat")
-
-
-def shielded(observer: Observer | None) -> Observer:
-    """What an engine keeps: a ``NullObserver`` for None, else the observer behind a ``MultiObserver``."""
-    if observer is None:
-        return NullObserver()
-    if type(observer) in (NullObserver, MultiObserver):  # a subclass may raise: shield it
-        return observer
-    return MultiObserver(observer)
+__all__ = ["add_arguments", "build_observer", "observer_from_options"]
 
 
 def build_observer(
@@ -165,13 +21,13 @@ def build_observer(
     metrics_addr: str = "127.0.0.1",
     health_file: str | None = None,
     component: str = "",
-) -> Observer:
+) -> observing.Observer:
     """The observers a command asked for (``--metrics-port``, ``--health-file``), shielded from errors.
 
     With a metrics port this starts the Prometheus HTTP server (raises ConfigurationError when
     prometheus-client is not installed). Without options it returns a ``NullObserver``.
     """
-    observers: list[Observer] = []
+    observers: list[observing.Observer] = []
     if metrics_port is not None:
         from django_outbox_pattern.ops import metrics
 
@@ -179,12 +35,10 @@ def build_observer(
         metrics.start_metrics_server(metrics_port, addr=metrics_addr, registry=outbox_metrics.registry)
         observers.append(outbox_metrics)
     if health_file:
-        from django_outbox_pattern.ops import health
-
         observers.append(health.HeartbeatObserver(health_file, component=component))
     if not observers:
-        return NullObserver()
-    return MultiObserver(*observers)
+        return observing.NullObserver()
+    return observing.MultiObserver(*observers)
 
 
 def add_arguments(parser: Any) -> None:
@@ -203,7 +57,7 @@ def add_arguments(parser: Any) -> None:
     )
 
 
-def observer_from_options(options: Mapping[str, Any], *, component: str) -> Observer:
+def observer_from_options(options: Mapping[str, Any], *, component: str) -> observing.Observer:
     """``build_observer()`` from the options ``add_arguments`` declared."""
     return build_observer(
         metrics_port=options.get("metrics_port"),

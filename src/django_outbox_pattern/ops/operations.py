@@ -8,7 +8,8 @@ unsent rows only with ``include_unsent``), and for the inbox ``reprocess`` (forg
 delivery is processed again) and ``purge_inbox_ids`` (only rows past the retention period). Every repair
 takes an ``actor`` (default: the OS user and host) and leaves an audit record (``audit.py``). The
 read-only queries live in ``inspection.py`` and the broker-side ``requeue`` of ``DLQ.<queue>`` in
-``dead_letters.py``; both are re-exported here.
+``dead_letters.py`` (``requeue`` below adds the audit line). The model classes come from ``wiring``
+(DEFAULT_PUBLISHED_CLASS, DEFAULT_RECEIVED_CLASS).
 """
 
 from __future__ import annotations
@@ -22,54 +23,27 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from django_outbox_pattern import conf
+from django_outbox_pattern import choices, conf, wiring
 from django_outbox_pattern.choices import StatusChoice
-from django_outbox_pattern.models import Published, Received
+from django_outbox_pattern.models import AbstractPublished
 from django_outbox_pattern.ops import audit, batching, dead_letters
 from django_outbox_pattern.ops.audit import Actor
-from django_outbox_pattern.ops.batching import BATCH_SIZE, Progress, RowsHook
+from django_outbox_pattern.ops.batching import Progress, RowsHook
 from django_outbox_pattern.ops.dead_letters import RequeueResult
-from django_outbox_pattern.ops.inspection import (
-    INBOX_STATUS,
-    OUTBOX_STATUS,
-    STATUS_BY_NAME,
-    Filter,
-    Table,
-    get_row,
-    id_states,
-    inbox_summary,
-    list_rows,
-    outbox_summary,
-    preview,
-    query,
-)
+from django_outbox_pattern.ops.inspection import Filter, Table, query
 
 ActorArg = Actor | str | None
 NoMsgIds: Mapping[Any, str] = {}
 
 __all__ = [
-    "BATCH_SIZE",
-    "INBOX_STATUS",
-    "OUTBOX_STATUS",
-    "STATUS_BY_NAME",
     "Actor",
-    "Filter",
-    "RequeueResult",
-    "Table",
     "dead_letter",
     "dead_letter_matching",
-    "get_row",
-    "id_states",
-    "inbox_summary",
-    "list_rows",
-    "outbox_summary",
     "parkable",
-    "preview",
     "purge",
     "purge_inbox_ids",
     "purge_outbox_ids",
     "purgeable",
-    "query",
     "replay",
     "replay_matching",
     "replayable",
@@ -82,12 +56,12 @@ __all__ = [
 # --- selections ---------------------------------------------------------------------------------------------
 
 
-def replayable(selection: Filter) -> models.QuerySet[Published]:
+def replayable(selection: Filter) -> models.QuerySet[AbstractPublished]:
     """Failed rows a replay would change."""
     return query("outbox", dataclasses.replace(selection, statuses=(StatusChoice.FAILED,)))
 
 
-def parkable(selection: Filter, *, now: datetime | None = None) -> models.QuerySet[Published]:
+def parkable(selection: Filter, *, now: datetime | None = None) -> models.QuerySet[AbstractPublished]:
     """Scheduled rows a dead-letter would park: never one a relay holds right now (in flight)."""
     now = now or timezone.now()
     qs = query("outbox", dataclasses.replace(selection, statuses=(StatusChoice.SCHEDULE,)))
@@ -145,7 +119,9 @@ def purge_outbox_ids(
     """Delete outbox rows by id; unsent (Schedule) rows are kept unless ``include_unsent``."""
     ids = list(ids)
     base = (
-        Published.objects.all() if include_unsent else Published.objects.exclude(status=StatusChoice.SCHEDULE)
+        wiring.published_model().objects.all()
+        if include_unsent
+        else wiring.published_model().objects.exclude(status=StatusChoice.SCHEDULE)
     )
     selection = audit.selection_of(ids=ids, include_unsent=include_unsent or None)
     repair = audit.start(audit.resolve(actor), "purged", "outbox", selection)
@@ -160,7 +136,9 @@ def reprocess(ids: Iterable[Any], *, actor: ActorArg = None, on_rows: RowsHook |
     redelivery). Until then nothing happens; the audit trail keeps each forgotten id."""
     ids = list(ids)
     repair = audit.start(audit.resolve(actor), "reprocessed", "inbox", audit.selection_of(ids=ids))
-    return batching.run_ids(repair, ids, lambda batch: _forget_batch(Received.objects.all(), batch), on_rows)
+    return batching.run_ids(
+        repair, ids, lambda batch: _forget_batch(wiring.received_model().objects.all(), batch), on_rows
+    )
 
 
 def purge_inbox_ids(
@@ -173,7 +151,7 @@ def purge_inbox_ids(
     """Delete inbox rows by id, only those added more than ``older_than`` (default: the retention) ago."""
     ids = list(ids)
     cutoff = timezone.now() - older_than if older_than is not None else retention_cutoff()
-    base = Received.objects.filter(added__lt=cutoff)
+    base = wiring.received_model().objects.filter(added__lt=cutoff)
     selection = audit.selection_of(ids=ids, before=cutoff)
     repair = audit.start(audit.resolve(actor), "purged", "inbox", selection)
     return batching.run_ids(repair, ids, lambda batch: _delete_batch(base, batch), on_rows)
@@ -249,7 +227,7 @@ def purge(
     qs = purgeable(table, older_than=older_than, statuses=statuses, include_unsent=include_unsent, now=now)
     described = audit.selection_of(
         older_than_seconds=older_than.total_seconds(),
-        statuses=[OUTBOX_STATUS.get(s, s) for s in statuses or ()],
+        statuses=[choices.OUTBOX_STATUS_NAMES.get(s, s) for s in statuses or ()],
         include_unsent=include_unsent or None,
     )
     repair = audit.start(audit.resolve(actor), "purged", table, described)
@@ -279,11 +257,15 @@ def _replay_batch(batch: list[Any]) -> tuple[list[Any], Mapping[Any, str]]:
         "locked_by": "",
         "last_error": "",
     }
-    return batching.update_rows(Published.objects.filter(status=StatusChoice.FAILED), batch, values), NoMsgIds
+    return batching.update_rows(
+        wiring.published_model().objects.filter(status=StatusChoice.FAILED), batch, values
+    ), NoMsgIds
 
 
 def _park_batch(batch: list[Any], reason: str, now: datetime) -> tuple[list[Any], Mapping[Any, str]]:
-    free = Published.objects.filter(Q(locked_by="") | Q(available_at__lte=now), status=StatusChoice.SCHEDULE)
+    free = wiring.published_model().objects.filter(
+        Q(locked_by="") | Q(available_at__lte=now), status=StatusChoice.SCHEDULE
+    )
     values = {"status": StatusChoice.FAILED, "last_error": reason, "locked_by": ""}
     return batching.update_rows(free, batch, values), NoMsgIds
 

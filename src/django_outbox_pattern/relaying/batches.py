@@ -30,8 +30,8 @@ from typing import Any
 
 from django_outbox_pattern import conf, exceptions
 from django_outbox_pattern.core import backoff
-from django_outbox_pattern.ops import observability
-from django_outbox_pattern.relaying import housekeeping, producer, store
+from django_outbox_pattern.core import observer as observing
+from django_outbox_pattern.relaying import housekeeping, outbox, producer
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class InFlight:
     """A claimed batch between launch and land."""
 
     token: str
-    rows: dict[Any, store.OutboxRow]
+    rows: dict[Any, outbox.OutboxRow]
     started: float
     dead_lettered: int
     careful: producer.SendOutcome  # rows that failed before, sent one at a time
@@ -88,10 +88,10 @@ class Batches:
     def __init__(
         self,
         *,
-        store: store.OutboxStore,
+        store: outbox.Outbox,
         producer: producer.Producer,
         settings: conf.OutboxSettings,
-        observer: observability.Observer,
+        observer: observing.Observer,
         clock: Callable[[], datetime.datetime],
         rng: random.Random | None = None,
     ) -> None:
@@ -102,7 +102,7 @@ class Batches:
         self._clock = clock
         self._rng = rng
 
-    def launch(self, rows: list[store.OutboxRow], token: str, started: float) -> InFlight:
+    def launch(self, rows: list[outbox.OutboxRow], token: str, started: float) -> InFlight:
         """Dead-letter what cannot go, send rows that failed before one at a time, then the rest pipelined."""
         by_id = {row.id: row for row in rows}
         expired: list[Hashable] = []
@@ -186,7 +186,7 @@ class Batches:
             self.observer.dead_lettered(result.dead_lettered, outcome.error or "expired or unsendable")
 
     def _record_failures(
-        self, outcome: producer.SendOutcome, by_id: dict[Any, store.OutboxRow], token: str
+        self, outcome: producer.SendOutcome, by_id: dict[Any, outbox.OutboxRow], token: str
     ) -> tuple[int, int]:
         """One UPDATE per attempt count (rows failing together share a delay); exhausted rows -> FAILED."""
         limit = self.settings.DEFAULT_MAXIMUM_RETRY_ATTEMPTS

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from django.core.cache import BaseCache, caches
 
 from django_outbox_pattern import conf, exceptions
-from django_outbox_pattern.relaying import store
+from django_outbox_pattern.relaying import outbox
 
 logger = logging.getLogger(__name__)
 
@@ -28,13 +28,13 @@ EXPIRED_REASON = "expired: expires_at passed before the broker confirmed the mes
 class Housekeeper:
     def __init__(
         self,
-        outbox: store.OutboxStore,
+        store: outbox.Outbox,
         settings: conf.OutboxSettings,
         *,
         clock: Callable[[], datetime.datetime],
         cache: BaseCache | None = None,
     ) -> None:
-        self.store = outbox
+        self.store = store
         self.settings = settings
         self._clock = clock
         self._cache = cache

@@ -3,9 +3,9 @@
 NOTIFY only wakes the relay early; polling every DEFAULT_PRODUCER_WAITING_TIME stays the source of truth,
 so a lost notification costs at most one poll interval and never a row.
 
-Write side: ``rows_inserted()`` is called whenever ``Published`` rows are inserted. Inside a transaction it
-registers one ``on_commit`` callback per transaction (however many rows are inserted), so the relay wakes
-only once the rows are visible; in autocommit it notifies at once.
+Write side: ``rows_inserted()`` is called (through wiring.py) whenever outbox rows are inserted. Inside a
+transaction it registers one ``on_commit`` callback per transaction (however many rows are inserted), so
+the relay wakes only once the rows are visible; in autocommit it notifies at once.
 
 Read side: ``PostgresListener`` runs a side thread with its own psycopg connection (not Django's), which
 only sets the relay's wake-up Event. It probes the connection with ``SELECT 1`` when idle and reconnects
@@ -23,7 +23,6 @@ from typing import Any
 
 from django.db import DatabaseError, connections, transaction
 
-from django_outbox_pattern import conf
 from django_outbox_pattern.core import backoff
 
 logger = logging.getLogger(__name__)
@@ -34,11 +33,13 @@ RECONNECT_CAP_S = 30.0
 
 
 def rows_inserted(using: str | None = None) -> None:
-    """Ask for one NOTIFY after the current transaction commits (PostgreSQL, DEFAULT_RELAY_NOTIFY on)."""
+    """Ask for one NOTIFY after the current transaction commits (PostgreSQL).
+
+    Called through ``wiring.rows_inserted()``, which calls it only while DEFAULT_RELAY_NOTIFY is on.
+    """
     alias = using or "default"
     conn = connections[alias]
-    # strict=False: on the write path (Published.save) a settings problem never raises
-    if conn.vendor != "postgresql" or not conf.get_settings(strict=False).DEFAULT_RELAY_NOTIFY:
+    if conn.vendor != "postgresql":
         return
     callback = _callback_for(alias)
     if conn.in_atomic_block and any(entry[1] is callback for entry in conn.run_on_commit):

@@ -15,7 +15,6 @@ sent (an invalid destination, headers that are not text, a body that is not JSON
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 import json
 import logging
@@ -27,12 +26,12 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 
-from django_outbox_pattern import exceptions, headers, tracing
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern import exceptions, tracing
+from django_outbox_pattern.broker import wire
+from django_outbox_pattern.core import addressing, identity
 
 logger = logging.getLogger(__name__)
 
-ID_HEADER = headers.ID_HEADER  # the stable message id consumers deduplicate by
 CONTENT_TYPE = "application/json"
 # RabbitMQ 3.x refuses messages over its max_message_size, 128 MiB by default.
 MAX_BODY_BYTES = 128 * 1024 * 1024
@@ -42,9 +41,6 @@ FORCED_HEADERS: Mapping[str, str] = {"persistent": "true", "content-type": CONTE
 # Broker errors that sending the same message again can never cure (RabbitMQ 3.x wording): a message over
 # the broker's max_message_size. Only meaningful for a message sent alone (see batches.Batches.land).
 PERMANENT_REFUSALS = ("is larger than configured max size",)
-RESERVED_QUEUE_PREFIX = "amq."  # RabbitMQ refuses to declare such queues (access_refused)
-_PREFIXES = ("/queue/", "/topic/", "/exchange/", "/amq/queue/", "/temp-queue/", "/reply-queue/")
-_FLAT_PREFIXES = ("/queue/", "/amq/queue/", "/temp-queue/")  # the name may not contain another "/"
 WRITE_MESSAGES = 250  # at most this many messages per socket write of a pipelined batch
 WRITE_BYTES = 256 * 1024  # ... or about this many bytes of bodies
 
@@ -101,27 +97,11 @@ def _writes(messages: Sequence[OutgoingMessage]) -> Iterator[tuple[int, int]]:
         yield start, len(messages)
 
 
-@functools.lru_cache(maxsize=4096)  # destinations repeat: check each one once
 def validate_destination(destination: str) -> None:
     """Raise UnsendableMessage unless RabbitMQ's STOMP adapter can accept this destination."""
-    if not isinstance(destination, str) or not destination.strip():
-        raise exceptions.UnsendableMessage(f"destination {destination!r} is empty: give e.g. /topic/<key>")
-    if any(c in destination for c in "\r\n\0"):
-        raise exceptions.UnsendableMessage(f"destination {destination!r} contains a line break or NUL")
-    if not destination.startswith("/"):
-        return  # a bare name goes to the default exchange (the spec's "your_destination" example)
-    prefix = next((p for p in _PREFIXES if destination.startswith(p)), None)
-    name = destination[len(prefix) :] if prefix else ""
-    if prefix is None or not name or (prefix in _FLAT_PREFIXES and "/" in name):
-        raise exceptions.UnsendableMessage(
-            f"destination {destination!r} is not valid for RabbitMQ: use /queue/<name>, /topic/<key>, "
-            "/exchange/<name>[/<key>], /amq/queue/<name> or /temp-queue/<name>"
-        )
-    if prefix == "/queue/" and name.startswith(RESERVED_QUEUE_PREFIX):
-        raise exceptions.UnsendableMessage(
-            f"destination {destination!r}: queue names starting with 'amq.' are reserved by RabbitMQ, "
-            "which refuses to declare them"
-        )
+    problem = addressing.send_destination_problem(destination)
+    if problem is not None:
+        raise exceptions.UnsendableMessage(problem)
 
 
 def refused_for_good(error: str) -> bool:
@@ -182,7 +162,7 @@ class Producer:
     """A broker connection that sends messages and waits for their RECEIPTs. Not thread-safe."""
 
     def __init__(
-        self, connection: transport.Transport, *, receipt_timeout: float, max_body_bytes: int = MAX_BODY_BYTES
+        self, connection: wire.Transport, *, receipt_timeout: float, max_body_bytes: int = MAX_BODY_BYTES
     ) -> None:
         self.transport = connection
         self.receipt_timeout = receipt_timeout
@@ -217,7 +197,7 @@ class Producer:
         came within the receipt timeout, and ConnectionClosed when the connection is not usable.
         """
         all_headers = {**tracing.trace_headers(), **(headers or {}), **extra_headers}
-        all_headers.setdefault(ID_HEADER, uuid.uuid4().hex)
+        all_headers.setdefault(identity.ID_HEADER, uuid.uuid4().hex)
         message = encode(destination, body, all_headers, max_body_bytes=self.max_body_bytes)
         if not self.is_connected():
             raise exceptions.ConnectionClosed(
@@ -230,7 +210,7 @@ class Producer:
                 "have been stored; send it again (consumers deduplicate by dop-msg-id)."
             )
         logger.debug("Sent to %s", destination, extra={"action": "event_sent", "destination": destination})
-        return message.headers[ID_HEADER]
+        return message.headers[identity.ID_HEADER]
 
     def send_many(self, messages: Sequence[OutgoingMessage], *, one_at_a_time: bool = False) -> SendOutcome:
         """Send messages with a receipt each and report which were confirmed. Never raises for broker errors.
@@ -260,10 +240,10 @@ class Producer:
         """
         pending: dict[str, Hashable] = {}
         for start, end in _writes(messages):
-            chunk = {transport.new_receipt_id(): m for m in messages[start:end]}
+            chunk = {wire.new_receipt_id(): m for m in messages[start:end]}
             try:
                 self.transport.send_many(
-                    [transport.OutgoingFrame(m.destination, m.body, m.headers, r) for r, m in chunk.items()]
+                    [wire.OutgoingFrame(m.destination, m.body, m.headers, r) for r, m in chunk.items()]
                 )
             except exceptions.TransportError as exc:
                 written = exc.written if isinstance(exc, exceptions.SendInterrupted) else len(chunk)

@@ -19,7 +19,6 @@ What becomes of each row of a batch, and how rows that failed before are sent: b
 from __future__ import annotations
 
 import collections
-import dataclasses
 import datetime
 import itertools
 import logging
@@ -30,17 +29,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
-from django.core.cache import BaseCache
-from django.db import connections, router
+from django.db import connections
 from django.utils import timezone
 
 from django_outbox_pattern import conf, exceptions, tracing
-from django_outbox_pattern.broker import transport
 from django_outbox_pattern.core import backoff
-from django_outbox_pattern.ops import observability
-from django_outbox_pattern.relaying import batches, housekeeping, liveness, producer, store
+from django_outbox_pattern.core import observer as observing
+from django_outbox_pattern.relaying import batches, housekeeping, liveness, outbox, producer
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +45,6 @@ CONNECT_BACKOFF_BASE_S = 1.0  # first reconnect delay; doubles up to DEFAULT_MAX
 STORAGE_BACKOFF_CAP_S = 30.0  # longest wait between passes while the database fails
 IN_FLIGHT_BATCHES = 2  # full batches sent and not yet landed while draining (the broker's queue)
 HEARTBEAT_EVERY_S = 1.0  # the observer's heartbeat keeps coming while the relay waits out a failure
-EXPIRED_REASON = batches.EXPIRED_REASON
-# Kept here for callers of the relay module.
-BatchResult = batches.BatchResult
-retry_delay = batches.retry_delay
-QUICK_RETRIES = batches.QUICK_RETRIES
 
 
 class Notifier(Protocol):
@@ -64,49 +56,47 @@ class Notifier(Protocol):
 
 
 class Relay:
-    """Outbox -> broker loop. ``stop()`` is safe from a signal handler or another thread."""
+    """Outbox -> broker loop over injected collaborators (``assembly.build_relay()`` builds them).
+
+    ``stop()`` is safe from a signal handler or another thread.
+    """
+
+    last_batch: batches.BatchResult | None
+    _in_flight: collections.deque[batches.InFlight]
+    _landed: list[batches.BatchResult]
 
     def __init__(
         self,
         *,
-        store: store.OutboxStore,
-        transport: transport.Transport,
+        store: outbox.Outbox,
+        producer: producer.Producer,
+        batches: batches.Batches,
+        housekeeper: housekeeping.Housekeeper,
         settings: conf.OutboxSettings,
+        observer: observing.Observer | None = None,
         relay_id: str | None = None,
         clock: Callable[[], datetime.datetime] = timezone.now,
-        notifier: Notifier | None = None,
-        cache: BaseCache | None = None,
-        max_body_bytes: int = producer.MAX_BODY_BYTES,
         rng: random.Random | None = None,
-        observer: observability.Observer | None = None,
+        notifier: Notifier | None = None,
         heartbeat: liveness.Heartbeat | None = None,
     ) -> None:
         self.store = store
-        self.observer = observability.shielded(observer)
+        self.producer = producer
+        self.batches = batches
+        self.housekeeper = housekeeper
         self.settings = settings
-        self.producer = producer.Producer(
-            transport, receipt_timeout=settings.DEFAULT_RECEIPT_TIMEOUT, max_body_bytes=max_body_bytes
-        )
-        self.batches = batches.Batches(
-            store=store,
-            producer=self.producer,
-            settings=settings,
-            observer=self.observer,
-            clock=clock,
-            rng=rng,
-        )
-        self.housekeeper = housekeeping.Housekeeper(store, settings, clock=clock, cache=cache)
+        self.observer = observing.shielded(observer)
         self.relay_id = relay_id or default_relay_id()
         self.notifier = notifier
         self.heartbeat = heartbeat
-        self.last_batch: BatchResult | None = None
+        self.last_batch = None
         self._clock = clock
         self._rng = rng
         self._stop = threading.Event()
         self._wakeup = threading.Event()
         self._claims = itertools.count(1)
-        self._in_flight: collections.deque[batches.InFlight] = collections.deque()  # launched, oldest first
-        self._landed: list[BatchResult] = []
+        self._in_flight = collections.deque()  # launched, oldest first
+        self._landed = []
         self._draining = False  # the last pass claimed a full batch: more are waiting
         self._woken = False  # the idle wait was cut short by a wake-up (NOTIFY): new rows are waiting
         self._connect_failures = 0
@@ -132,12 +122,16 @@ class Relay:
     def wake(self) -> None:
         self._wakeup.set()
 
+    def close(self) -> None:
+        """Close the broker connection (``run()`` does it on the way out; callers of ``run_once()`` do)."""
+        self.producer.close()
+
     def run(
         self,
         *,
         until_empty: bool = False,
         once: bool = False,
-        on_batch: Callable[[BatchResult], None] | None = None,
+        on_batch: Callable[[batches.BatchResult], None] | None = None,
     ) -> None:
         """Relay until ``stop()``; with ``until_empty``, return once no row is due; with ``once``, after
         one batch (or none, when nothing is due) is claimed, sent and landed."""
@@ -165,7 +159,7 @@ class Relay:
                 self.notifier.stop()
             if self.heartbeat is not None:
                 self.heartbeat.stop()
-            self.producer.close()
+            self.close()
             self.observer.relay_up(False)
             logger.info(
                 "Relay %s stopped", self.relay_id, extra={"action": "relay_stopped", "relay": self.relay_id}
@@ -225,7 +219,7 @@ class Relay:
             self._next_housekeeping = time.monotonic() + housekeeping.INTERVAL_S
             expired = self.housekeeper.run()
             if expired:
-                self.observer.dead_lettered(expired, EXPIRED_REASON)
+                self.observer.dead_lettered(expired, housekeeping.EXPIRED_REASON)
         if not self.producer.is_connected():
             self._land_in_flight()  # its receipts can no longer come: record that before reconnecting
             self.producer.connect()
@@ -264,7 +258,7 @@ class Relay:
         except exceptions.StorageError as exc:  # its rows come back when their lease ends
             logger.error("Could not record a batch: %s", exc, extra={"action": "relay_batch_unrecorded"})
 
-    def _report(self, on_batch: Callable[[BatchResult], None] | None) -> None:
+    def _report(self, on_batch: Callable[[batches.BatchResult], None] | None) -> None:
         landed, self._landed = self._landed, []
         for result in landed:
             if on_batch is not None:
@@ -294,48 +288,3 @@ def _close_old_connections() -> None:
 
 def default_relay_id() -> str:
     return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def build_relay(
-    settings: conf.OutboxSettings | None = None,
-    *,
-    chunk_size: int | None = None,
-    poll_interval: float | None = None,
-    notify: bool | None = None,
-    observer: observability.Observer | None = None,
-) -> Relay:
-    """The relay the ``publish`` commands run: settings (default: Django's) with the given overrides."""
-    overrides: dict[str, Any] = {
-        key: value
-        for key, value in (
-            ("DEFAULT_PUBLISHED_CHUNK_SIZE", chunk_size),
-            ("DEFAULT_PRODUCER_WAITING_TIME", poll_interval),
-            ("DEFAULT_RELAY_NOTIFY", notify),
-        )
-        if value is not None
-    }
-    s = settings or conf.get_settings()
-    if overrides:
-        normalised = conf.OutboxSettings.from_mapping(overrides)  # validates: ConfigurationError
-        s = dataclasses.replace(s, **{key: getattr(normalised, key) for key in overrides})
-    model = conf.import_object(s.DEFAULT_PUBLISHED_CLASS)
-    outbox = store.OutboxStore(model, using=router.db_for_write(model))
-    notifier: Notifier | None = None
-    if s.DEFAULT_RELAY_NOTIFY:
-        from django_outbox_pattern.relaying import notify as notify_module
-
-        notifier = notify_module.build_listener(outbox.using)
-    relay_id = default_relay_id()
-    broker = transport.StompTransport(s)
-    relay = Relay(
-        store=outbox,
-        transport=broker,
-        settings=s,
-        relay_id=relay_id,
-        notifier=notifier,
-        observer=observer,
-        heartbeat=liveness.Heartbeat(outbox, relay_id),
-    )
-    listener_class = conf.import_object(s.DEFAULT_PRODUCER_LISTENER_CLASS)  # registered on every connection
-    broker.set_listener(f"producer-listener-{relay.relay_id}", listener_class(relay))
-    return relay

@@ -22,9 +22,7 @@ rows leased by a relay whose beat is stale are released at once, not at the end 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -33,10 +31,10 @@ from django.db import DatabaseError, connections, models, transaction
 from django.db.models import ExpressionWrapper, F, Q
 from django.db.models.functions import Cast, Now
 
-from django_outbox_pattern import exceptions
+from django_outbox_pattern import exceptions, wiring
 from django_outbox_pattern.choices import StatusChoice
-from django_outbox_pattern.models import Published, RelayProcess
-from django_outbox_pattern.relaying.producer import EncodedJSON
+from django_outbox_pattern.models import AbstractPublished, RelayProcess
+from django_outbox_pattern.relaying.outbox import OutboxRow
 
 logger = logging.getLogger(__name__)
 
@@ -51,30 +49,14 @@ BATCH_SIZE = 1000  # rows per statement for sweeps and purges
 _FIELDS = ("id", "destination", "wire_body", "wire_headers", "retry", "expired")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class OutboxRow:
-    """A claimed outbox row: what the relay needs to send it."""
-
-    id: Any
-    destination: str
-    body: EncodedJSON  # the stored JSON text
-    headers: Any  # decoded: a dict, unless someone stored something else
-    retry: int
-    expired: bool  # expires_at had passed when the row was claimed
-
-    @classmethod
-    def from_values(cls, values: Sequence[Any]) -> OutboxRow:
-        row_id, destination, body, headers, retry, expired = values
-        return cls(row_id, destination, EncodedJSON(body), json.loads(headers), retry, bool(expired))
-
-
-def _wire_values(rows: models.QuerySet[Published], now: datetime.datetime) -> models.QuerySet[Any]:
+def _wire_values(rows: models.QuerySet[AbstractPublished], now: datetime.datetime) -> models.QuerySet[Any]:
     """``_FIELDS`` of the rows: JSON columns as their stored text, expiry compared by the database."""
-    return rows.annotate(
+    values: models.QuerySet[Any] = rows.annotate(
         wire_body=Cast("body", output_field=models.TextField()),
         wire_headers=Cast("headers", output_field=models.TextField()),
         expired=ExpressionWrapper(Q(expires_at__lte=now), output_field=models.BooleanField()),
     ).values_list(*_FIELDS)
+    return values
 
 
 @contextlib.contextmanager
@@ -90,7 +72,7 @@ def wrap_errors(what: str) -> Iterator[None]:
 
 
 class OutboxStore:
-    """The outbox table as the relay sees it. ``model`` is DEFAULT_PUBLISHED_CLASS.
+    """The outbox table as the relay sees it (``outbox.Outbox``). ``model`` is DEFAULT_PUBLISHED_CLASS.
 
     ``strategy`` is how batches are claimed (see the module docstring); by default the best one the
     database supports: "returning" (PostgreSQL), "skip_locked" (MariaDB/MySQL), "compare_and_set" (SQLite).
@@ -100,7 +82,7 @@ class OutboxStore:
 
     def __init__(
         self,
-        model: type[Published] = Published,
+        model: type[AbstractPublished] | None = None,
         *,
         using: str | None = None,
         strategy: str = "",
@@ -108,7 +90,7 @@ class OutboxStore:
     ) -> None:
         if strategy and strategy not in self.STRATEGIES:
             raise ValueError(f"strategy must be one of {self.STRATEGIES}, got {strategy!r}")
-        self.model = model
+        self.model = model or wiring.published_model()
         self.processes = processes
         self.using = using or "default"
         self._strategy = strategy
@@ -125,7 +107,7 @@ class OutboxStore:
                 self._strategy = "compare_and_set"
         return self._strategy
 
-    def _rows(self) -> models.QuerySet[Published]:
+    def _rows(self) -> models.QuerySet[AbstractPublished]:
         return self.model.objects.using(self.using)
 
     def claim(
@@ -244,7 +226,7 @@ class OutboxStore:
         with wrap_errors("release unsent rows"):
             return self._leased(ids, token).update(available_at=now, locked_by="")
 
-    def _leased(self, ids: Sequence[Any], token: str) -> models.QuerySet[Published]:
+    def _leased(self, ids: Sequence[Any], token: str) -> models.QuerySet[AbstractPublished]:
         # Only while our lease holds: a row whose lease ran out may belong to another relay by now.
         return self._rows().filter(id__in=ids, locked_by=token, status=StatusChoice.SCHEDULE)
 

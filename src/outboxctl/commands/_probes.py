@@ -26,9 +26,9 @@ def run(
     flags: dict[str, tuple[Any, str]],
     as_json: bool,
 ) -> NoReturn:
-    from django_outbox_pattern.ops import health
+    from django_outbox_pattern.ops import health, probes
 
-    probes: list[Any] = []
+    results: list[probes.CheckResult] = []
     if liveness:
         if health_file is None:
             errors.fail(
@@ -36,17 +36,17 @@ def run(
                 "Give the file the relay or consumer writes with --health-file.",
                 ExitCode.USAGE,
             )
-        probes.append(health.read_heartbeat(health_file, max_age))
+        results.append(health.read_heartbeat(health_file, max_age))
     if readiness:
         resolved = bootstrap.setup(state, flags, database=False)
-        probes.extend(health.check_readiness(resolved.outbox))
-    ok = all(probe.ok for probe in probes)
+        results.extend(probes.readiness(resolved.outbox))
+    ok = all(probe.ok for probe in results)
     code = ExitCode.OK if ok else ExitCode.CHECK_FAILED
     if as_json:
-        output.print_json({"ok": ok, "exit_code": int(code), "probes": [p.as_dict() for p in probes]})
+        output.print_json({"ok": ok, "exit_code": int(code), "probes": [p.as_probe() for p in results]})
     else:
         console = output.stdout()
-        for probe in probes:
+        for probe in results:
             mark = "[green]pass[/]" if probe.ok else "[bold red]FAIL[/]"
             console.print(f"{probe.name:<10} {mark}  {output.redact(probe.detail)}", highlight=False)
     raise typer.Exit(int(code))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated, Any
 
 import typer
@@ -96,7 +95,7 @@ def check(
         report: dict[str, Any] = {
             "ok": code is ExitCode.OK,
             "exit_code": int(code),
-            "checks": [dataclasses.asdict(r) for r in results],
+            "checks": [r.as_dict() for r in results],
         }
         if show_config:
             report["config"] = config.describe(resolved)

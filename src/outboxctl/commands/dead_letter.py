@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from django_outbox_pattern.core import addressing
 from outboxctl import bootstrap, errors, output, params
 from outboxctl.commands import _repair, state
 from outboxctl.exit_codes import ExitCode
@@ -55,18 +56,18 @@ def park(
             ExitCode.USAGE,
         )
     bootstrap.setup(state(ctx))
-    from django_outbox_pattern.ops import audit, operations
+    from django_outbox_pattern.ops import audit, inspection, operations
 
-    selection = operations.Filter(ids=tuple(ids or ()), destination=destination, since=since, limit=limit)
+    selection = inspection.Filter(ids=tuple(ids or ()), destination=destination, since=since, limit=limit)
     if ids:
-        _repair.explain_skipped(operations.id_states(list(ids)), "pending")
+        _repair.explain_skipped(inspection.id_states(list(ids)), "pending")
     qs = operations.parkable(selection)
     matched = min(qs.count(), limit) if limit else qs.count()
     _repair.run(
         action="dead-lettered",
         question="Park {n} pending message(s) as failed?",
         matched=matched,
-        sample=lambda: operations.preview("outbox", qs),
+        sample=lambda: inspection.preview("outbox", qs),
         dry_run=dry_run,
         yes=yes,
         as_json=as_json,
@@ -95,7 +96,7 @@ def requeue(
     ] = 2.0,
     dlq_prefix: Annotated[
         str, typer.Option("--dlq-prefix", help="Name prefix of the dead-letter queue.")
-    ] = "DLQ.",
+    ] = addressing.DEAD_LETTER_PREFIX,
     yes: params.YesOpt = False,
     as_json: params.JsonOpt = False,
 ) -> None:

@@ -67,20 +67,21 @@ def inspect(
         from django_outbox_pattern.ops import metrics as outbox_metrics
 
         return typer.echo(outbox_metrics.render_backlog(), nl=False)
-    from django_outbox_pattern.ops import operations
+    from django_outbox_pattern import choices
+    from django_outbox_pattern.ops import inspection
 
     table: Any = "inbox" if inbox else "outbox"
     if row_id is not None:
         return _one_row(table, row_id, as_json=as_json)
     names = [name for name, on in (("failed", failed), ("pending", pending), ("published", published)) if on]
-    statuses = tuple(operations.STATUS_BY_NAME[name] for name in names)
+    statuses = tuple(choices.STATUS_BY_NAME[name] for name in names)
     if not (statuses or destination or since or limit or inbox):
-        summary = {"outbox": operations.outbox_summary(), "inbox": operations.inbox_summary()}
+        summary = {"outbox": inspection.outbox_summary(), "inbox": inspection.inbox_summary()}
         return output.print_json(summary) if as_json else views.summary(summary)
-    selection = operations.Filter(
+    selection = inspection.Filter(
         statuses=statuses, destination=destination, since=since, limit=limit or DEFAULT_LIMIT
     )
-    result = operations.list_rows(table, selection)
+    result = inspection.list_rows(table, selection)
     if as_json:
         return output.print_json(result)
     title = (
@@ -91,9 +92,9 @@ def inspect(
 
 def _one_row(table: Any, row_id: str, *, as_json: bool) -> None:
     """One row in full and its repairs (newest first); a forgotten inbox row shows its repairs only."""
-    from django_outbox_pattern.ops import audit, operations
+    from django_outbox_pattern.ops import audit, inspection
 
-    row = operations.get_row(table, row_id)
+    row = inspection.get_row(table, row_id)
     repairs = audit.history(table, row["id"] if row else row_id)
     if row is not None and table == "inbox" and row.get("msg_id"):
         seen = {r["repair_id"] for r in repairs}

@@ -122,7 +122,7 @@ def publish(
         diagnostics.preflight(resolved.outbox)  # a one-shot run fails fast (exit 3/4) instead of waiting
     from django_outbox_pattern.core import shutdown
     from django_outbox_pattern.ops import observability
-    from django_outbox_pattern.relaying import relay
+    from django_outbox_pattern.relaying import assembly
 
     observer = observability.build_observer(
         metrics_port=metrics_port,
@@ -130,9 +130,7 @@ def publish(
         health_file=str(health_file) if health_file else None,
         component="relay",
     )
-    engine = relay.build_relay(
-        resolved.outbox, chunk_size=chunk_size, poll_interval=poll_interval, notify=notify, observer=observer
-    )
+    engine = assembly.build_relay(resolved.outbox, observer=observer)  # the flags are in resolved.outbox
     totals = Totals()
     with _status(output.interactive()) as show, shutdown.on_stop(engine.stop):
         engine.run(until_empty=until_empty, once=once, on_batch=lambda result: show(totals, result))

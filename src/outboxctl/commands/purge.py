@@ -79,6 +79,7 @@ def purge(
     resolved = bootstrap.setup(state(ctx))
     from django.utils import timezone
 
+    from django_outbox_pattern import choices
     from django_outbox_pattern.ops import audit, operations
 
     age = older_than if older_than is not None else timedelta(days=resolved.outbox.DAYS_TO_KEEP_DATA)
@@ -90,7 +91,7 @@ def purge(
             older_than=age,
             now=now,
             include_unsent=include_unsent,
-            statuses=[operations.STATUS_BY_NAME[s] for s in statuses] if table == "outbox" else None,
+            statuses=[choices.STATUS_BY_NAME[s] for s in statuses] if table == "outbox" else None,
         ).count()
         for table in tables
     }
@@ -118,7 +119,7 @@ def purge(
                 batch_size=batch_size,
                 on_batch=advance,
                 actor=audit.cli_actor(),
-                statuses=[operations.STATUS_BY_NAME[s] for s in statuses] if table == "outbox" else None,
+                statuses=[choices.STATUS_BY_NAME[s] for s in statuses] if table == "outbox" else None,
             )
             for table in tables
         )

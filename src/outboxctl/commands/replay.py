@@ -33,18 +33,18 @@ def replay(
     """
     _repair.require_selection(select_all, ids, destination, since)
     bootstrap.setup(state(ctx))
-    from django_outbox_pattern.ops import audit, operations
+    from django_outbox_pattern.ops import audit, inspection, operations
 
-    selection = operations.Filter(ids=tuple(ids or ()), destination=destination, since=since, limit=limit)
+    selection = inspection.Filter(ids=tuple(ids or ()), destination=destination, since=since, limit=limit)
     if ids:
-        _repair.explain_skipped(operations.id_states(list(ids)), "failed")
+        _repair.explain_skipped(inspection.id_states(list(ids)), "failed")
     qs = operations.replayable(selection)
     matched = min(qs.count(), limit) if limit else qs.count()
     _repair.run(
         action="replayed",
         question="Replay {n} failed message(s)?",
         matched=matched,
-        sample=lambda: operations.preview("outbox", qs),
+        sample=lambda: inspection.preview("outbox", qs),
         dry_run=dry_run,
         yes=yes,
         as_json=as_json,

@@ -50,7 +50,7 @@ def subscribe(
       outboxctl subscribe myapp.callbacks.on_job /queue/jobs --metrics-port 9109 --health-file /tmp/c.alive
     """
     resolved = bootstrap.setup(state(ctx))
-    from django_outbox_pattern.consuming import consumer
+    from django_outbox_pattern.consuming import assembly
     from django_outbox_pattern.core import shutdown
     from django_outbox_pattern.ops import observability
 
@@ -60,7 +60,7 @@ def subscribe(
         health_file=str(health_file) if health_file else None,
         component="consumer",
     )
-    engine = consumer.build_consumer(
+    engine = assembly.build_consumer(
         callback, destination, queue_name, settings=resolved.outbox, observer=observer
     )
     output.note(

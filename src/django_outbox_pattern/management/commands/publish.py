@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_outbox_pattern import exceptions
 from django_outbox_pattern.core import shutdown
 from django_outbox_pattern.ops import observability
-from django_outbox_pattern.relaying import relay
+from django_outbox_pattern.relaying import assembly, batches
 
 
 class Command(BaseCommand):
@@ -43,16 +43,18 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         totals = {"published": 0, "failed": 0, "dead_lettered": 0}
 
-        def count(batch: relay.BatchResult) -> None:
+        def count(batch: batches.BatchResult) -> None:
             for key in totals:
                 totals[key] += getattr(batch, key)
 
         try:
-            engine = relay.build_relay(
+            settings = assembly.relay_settings(
                 chunk_size=options["chunk_size"],
                 poll_interval=options["poll_interval"],
                 notify=options["notify"],
-                observer=observability.observer_from_options(options, component="relay"),
+            )
+            engine = assembly.build_relay(
+                settings, observer=observability.observer_from_options(options, component="relay")
             )
             with shutdown.on_stop(engine.stop):
                 engine.run(until_empty=options["until_empty"], once=options["once"], on_batch=count)

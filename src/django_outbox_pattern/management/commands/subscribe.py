@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_outbox_pattern import exceptions
-from django_outbox_pattern.consuming.consumer import build_consumer
+from django_outbox_pattern.consuming import assembly
 from django_outbox_pattern.core import shutdown
 from django_outbox_pattern.ops import observability
 
@@ -36,7 +36,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             observer = observability.observer_from_options(options, component="consumer")
-            consumer = build_consumer(
+            consumer = assembly.build_consumer(
                 options["callback"], options["destination"], options["queue_name"], observer=observer
             )
         except exceptions.OutboxError as exc:

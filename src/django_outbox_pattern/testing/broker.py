@@ -2,7 +2,7 @@
 
 ``MemoryBroker`` keeps queues per destination, delivers to subscriptions honouring ``prefetch-count``,
 tracks unacked messages, requeues on NACK with ``requeue:true`` and dead-letters to
-``x-dead-letter-routing-key`` otherwise. ``MemoryTransport`` implements ``transport.Transport`` over it.
+``x-dead-letter-routing-key`` otherwise. ``MemoryTransport`` implements ``wire.Transport`` over it.
 Faults can be switched on: ``broker.down`` refuses connects, ``broker.withhold_receipts`` keeps RECEIPTs
 back, ``broker.reject_destinations`` answers a SEND with an ERROR and closes the connection (as RabbitMQ).
 """
@@ -16,7 +16,8 @@ import threading
 from collections.abc import Collection, Sequence
 
 from django_outbox_pattern import exceptions
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern.broker import wire
+from django_outbox_pattern.core import addressing
 
 
 @dataclasses.dataclass
@@ -26,15 +27,12 @@ class _Subscription:
     destination: str
     headers: dict[str, str]
     ack: str
-    unacked: dict[str, transport.Message] = dataclasses.field(default_factory=dict)
+    unacked: dict[str, wire.Message] = dataclasses.field(default_factory=dict)
     active: bool = True  # False after UNSUBSCRIBE: no new deliveries, unacked kept until disconnect
 
     @property
     def prefetch(self) -> int:
-        try:
-            return int(self.headers.get("prefetch-count", "0"))
-        except ValueError:
-            return 0
+        return addressing.prefetch_count(self.headers)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,9 +47,7 @@ class MemoryBroker:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.queues: dict[str, collections.deque[transport.Message]] = collections.defaultdict(
-            collections.deque
-        )
+        self.queues: dict[str, collections.deque[wire.Message]] = collections.defaultdict(collections.deque)
         self.sent: list[SentMessage] = []
         self.subscriptions: list[_Subscription] = []
         self.dead_letter_keys: dict[str, str] = {}
@@ -60,7 +56,7 @@ class MemoryBroker:
         self.reject_destinations: dict[str, str] = {}
         self._ids = itertools.count(1)
 
-    def messages(self, destination: str) -> list[transport.Message]:
+    def messages(self, destination: str) -> list[wire.Message]:
         """Messages waiting (not delivered) on a destination."""
         with self.lock:
             return list(self.queues[destination])
@@ -73,19 +69,19 @@ class MemoryBroker:
             full = {**headers, "destination": destination, "message-id": f"mem-{n}", "ack": f"mem-{n}"}
             if redelivered:
                 full["redelivered"] = "true"
-            self.queues[destination].append(transport.Message(headers=full, body=body.encode("utf-8")))
+            self.queues[destination].append(wire.Message(headers=full, body=body.encode("utf-8")))
             self.dispatch()
 
     def dispatch(self) -> None:
         """Deliver waiting messages to subscriptions with room under their prefetch."""
-        deliveries: list[tuple[_Subscription, transport.Message]] = []
+        deliveries: list[tuple[_Subscription, wire.Message]] = []
         with self.lock:
             for sub in [s for s in self.subscriptions if s.active]:
                 queue = self.queues[sub.destination]
                 while queue and (sub.prefetch <= 0 or len(sub.unacked) < sub.prefetch):
                     message = queue.popleft()
                     headers = {**message.headers, "subscription": sub.sub_id}
-                    message = transport.Message(headers=headers, body=message.body)
+                    message = wire.Message(headers=headers, body=message.body)
                     if sub.ack != "auto":
                         sub.unacked[message.ack_id] = message
                     deliveries.append((sub, message))
@@ -106,9 +102,7 @@ class MemoryBroker:
                 }
                 if requeue:
                     self.queues[sub.destination].appendleft(
-                        transport.Message(
-                            headers={**message.headers, "redelivered": "true"}, body=message.body
-                        )
+                        wire.Message(headers={**message.headers, "redelivered": "true"}, body=message.body)
                     )
                 else:
                     dlq = sub.headers.get("x-dead-letter-routing-key")
@@ -123,18 +117,16 @@ class MemoryBroker:
                 self.subscriptions.remove(sub)
                 for message in reversed(list(sub.unacked.values())):
                     headers = {**message.headers, "redelivered": "true"}
-                    self.queues[sub.destination].appendleft(
-                        transport.Message(headers=headers, body=message.body)
-                    )
+                    self.queues[sub.destination].appendleft(wire.Message(headers=headers, body=message.body))
             self.dispatch()
 
 
 class MemoryTransport:
-    """``transport.Transport`` over a ``MemoryBroker``."""
+    """``wire.Transport`` over a ``MemoryBroker``."""
 
     def __init__(self, broker: MemoryBroker | None = None) -> None:
         self.broker = broker or MemoryBroker()
-        self.handler: transport.MessageHandler | None = None
+        self.handler: wire.MessageHandler | None = None
         self._connected = False
         self._receipts: set[str] = set()
         self._cond = threading.Condition()
@@ -176,9 +168,7 @@ class MemoryTransport:
         if not self.is_connected():
             raise exceptions.ConnectionClosed("Not connected to the in-memory broker.")
 
-    def send(
-        self, destination: str, body: str, headers: transport.Headers, *, receipt: str | None = None
-    ) -> None:
+    def send(self, destination: str, body: str, headers: wire.Headers, *, receipt: str | None = None) -> None:
         self._require()
         reason = self.broker.reject_destinations.get(destination)
         if reason is not None:
@@ -192,7 +182,7 @@ class MemoryTransport:
                 self._receipts.add(receipt)
                 self._cond.notify_all()
 
-    def send_many(self, messages: Sequence[transport.OutgoingFrame]) -> None:
+    def send_many(self, messages: Sequence[wire.OutgoingFrame]) -> None:
         for index, m in enumerate(messages):
             try:
                 self.send(m.destination, m.body, m.headers, receipt=m.receipt)
@@ -207,9 +197,7 @@ class MemoryTransport:
             self._receipts -= got
         return got
 
-    def subscribe(
-        self, destination: str, subscription_id: str, headers: transport.Headers, *, ack: str
-    ) -> None:
+    def subscribe(self, destination: str, subscription_id: str, headers: wire.Headers, *, ack: str) -> None:
         """Subscribe; a ``receipt`` header is confirmed, as RabbitMQ does."""
         self._require()
         headers = dict(headers)
@@ -249,12 +237,9 @@ class MemoryTransport:
         self._require()
         self.broker.settle(self, subscription_id, ack_id, ack=False, requeue=requeue)
 
-    def set_message_handler(self, handler: transport.MessageHandler | None) -> None:
+    def set_message_handler(self, handler: wire.MessageHandler | None) -> None:
         self.handler = handler
 
 
-def _check_protocol(t: MemoryTransport) -> transport.Transport:
+def _check_protocol(t: MemoryTransport) -> wire.Transport:
     return t  # mypy proves MemoryTransport satisfies the Transport protocol
-
-
-__all__: list[str] = ["MemoryBroker", "MemoryTransport", "SentMessage"]

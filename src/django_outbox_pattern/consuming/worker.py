@@ -1,0 +1,119 @@
+"""The consumer's worker thread and the hand-off queue it reads (the supervisor is consumer.py).
+
+stomp.py's receiver thread only puts each MESSAGE on the hand-off queue (``receive()``, sized for the
+prefetch), so heartbeats keep flowing however long a callback takes. The worker takes the messages
+waiting (up to PRECHECK_MAX), looks up in one query which of them are in the inbox already, then hands
+them to ``handling.Processor`` one at a time. Messages of a connection that is no longer the current one
+are skipped: the broker redelivers them, and the inbox skips those already saved. ACKs are written in
+runs (``flush``), at the latest ACK_FLUSH_S after the first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from django_outbox_pattern import exceptions
+from django_outbox_pattern.broker import wire
+from django_outbox_pattern.consuming import handling, inbox
+from django_outbox_pattern.core import observer as observing
+
+logger = logging.getLogger(__name__)
+
+WORKER_POLL_S = 0.2  # how long the worker waits for a message before checking for stop
+PRECHECK_MAX = 50  # messages the worker takes from the hand-off queue per duplicate check (one query)
+ACK_FLUSH_S = 0.05  # longest an ACK waits for the end of its run of messages (then all go in one write)
+
+
+class Worker:
+    """Hands messages from the receiver thread to the processor, on its own thread (``run()``)."""
+
+    def __init__(
+        self,
+        *,
+        processor: handling.Processor,
+        store: inbox.InboxStore,
+        observer: observing.Observer,
+        stopping: threading.Event,
+        current: Callable[[], wire.Transport | None],
+        queue_name: str,
+        size: int,
+    ) -> None:
+        self.handoff: queue.Queue[tuple[wire.Transport, wire.Message]] = queue.Queue(maxsize=size)
+        self._processor = processor
+        self._store = store
+        self._observer = observer
+        self._stopping = stopping
+        self._current = current  # the supervisor's connection now (None while reconnecting)
+        self._queue = queue_name
+
+    def receive(self, source: wire.Transport, message: wire.Message) -> None:
+        """Called on stomp.py's receiver thread: hand the message off, never block."""
+        try:
+            self.handoff.put_nowait((source, message))
+        except queue.Full:  # only if the broker ignored prefetch-count: it redelivers after a reconnect
+            logger.error(
+                "Hand-off queue of %s is full: message %s left unacknowledged",
+                self._queue,
+                message.headers.get("message-id", ""),
+                extra={"action": "consumer_handoff_overflowed", "queue": self._queue},
+            )
+
+    def drop_stale(self) -> None:
+        """Forget what an old connection handed off (before a new connection starts receiving)."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.handoff.get_nowait()
+
+    def run(self) -> None:
+        """Until stop: take what is waiting, check it for duplicates in one query, handle it in order."""
+        while not self._stopping.is_set():
+            self._observer.heartbeat()  # from the worker: a callback stuck for good stops the heartbeat
+            try:
+                run = [self.handoff.get(timeout=WORKER_POLL_S)]
+            except queue.Empty:
+                continue
+            with contextlib.suppress(queue.Empty):  # whatever else is waiting: one duplicate check for all
+                while len(run) < PRECHECK_MAX:
+                    run.append(self.handoff.get_nowait())
+            self._processor.precheck([message for source, message in run if source is self._current()])
+            flushed = time.monotonic()
+            for source, message in run:
+                if self._stopping.is_set():  # the rest stay unacknowledged: the broker redelivers them
+                    break
+                self._observer.heartbeat()
+                if source is not self._current():  # from a closed connection: the broker redelivers it
+                    continue
+                self._handle(source, message)
+                if time.monotonic() - flushed >= ACK_FLUSH_S:  # slow callbacks: no ACK waits long
+                    flush(source)
+                    flushed = time.monotonic()
+            flush(self._current())
+        self._store.reset()
+
+    def _handle(self, source: wire.Transport, message: wire.Message) -> None:
+        try:
+            self._processor.handle(source, message)
+        except Exception:  # the worker must survive anything
+            logger.exception(
+                "Unexpected error handling a message", extra={"action": "consumer_worker_failed"}
+            )
+
+
+def flush(source: wire.Transport | None) -> None:
+    """Write the ACKs deferred by the messages handled so far. On a connection that is gone they are
+    lost: the broker redelivers those messages and the inbox skips them (only logged)."""
+    if source is None or not source.is_connected():
+        return
+    try:
+        source.flush()
+    except exceptions.TransportError as exc:
+        logger.warning(
+            "Could not send ACKs (%s): the broker will redeliver those messages",
+            exc,
+            extra={"action": "consumer_ack_flush_failed"},
+        )

@@ -1,0 +1,73 @@
+"""The outbox as the relay sees it: the ``Outbox`` protocol and the ``OutboxRow`` a claim returns.
+
+Two implementations keep the same contract: ``store.OutboxStore`` (the database, every relay query) and
+``testing.MemoryOutbox`` (a real in-memory twin, for unit tests of the relay loop without a database).
+
+The contract: ``claim`` leases up to ``limit`` due rows (status SCHEDULE, due at or before ``now``) to a
+token, in due order, until ``lease_until``; every other write only touches rows still leased to that
+token (``mark_published`` excepted: a RECEIPT is proof, whoever holds the lease now). No transaction stays
+open after a method returns. Failures raise ``exceptions.StorageError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from django_outbox_pattern.relaying.producer import EncodedJSON
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A claimed outbox row: what the relay needs to send it."""
+
+    id: Any
+    destination: str
+    body: EncodedJSON  # the stored JSON text
+    headers: Any  # decoded: a dict, unless someone stored something else
+    retry: int
+    expired: bool  # expires_at had passed when the row was claimed
+
+    @classmethod
+    def from_values(cls, values: Sequence[Any]) -> OutboxRow:
+        row_id, destination, body, headers, retry, expired = values
+        return cls(row_id, destination, EncodedJSON(body), json.loads(headers), retry, bool(expired))
+
+
+class Outbox(Protocol):
+    """Every read and write of the outbox the relay, its batches and its housekeeping make."""
+
+    def claim(
+        self, token: str, *, limit: int, now: datetime.datetime, lease_until: datetime.datetime
+    ) -> list[OutboxRow]:
+        """Lease up to ``limit`` due rows to ``token`` and return them in due order."""
+        ...
+
+    def mark_published(self, ids: Sequence[Any], *, now: datetime.datetime) -> int:
+        """Confirmed by the broker: SUCCEEDED, ``published_at`` = now."""
+        ...
+
+    def reschedule(
+        self, ids: Sequence[Any], *, token: str, error: str, available_at: datetime.datetime
+    ) -> int:
+        """A failed attempt: one more ``retry``, the error kept, not due before ``available_at``."""
+        ...
+
+    def dead_letter(self, ids: Sequence[Any], *, token: str, reason: str, count_attempt: bool = False) -> int:
+        """FAILED with the reason; ``count_attempt`` adds the attempt that just failed."""
+        ...
+
+    def release(self, ids: Sequence[Any], *, token: str, now: datetime.datetime) -> int:
+        """Never sent (the connection went first): due again at once, attempts unchanged."""
+        ...
+
+    def dead_letter_expired(self, *, now: datetime.datetime, reason: str) -> int:
+        """Every SCHEDULE row past ``expires_at`` and not leased right now becomes FAILED."""
+        ...
+
+    def purge_published(self, *, added_before: datetime.datetime) -> int:
+        """Delete SUCCEEDED rows added before the cutoff; SCHEDULE and FAILED rows stay."""
+        ...
