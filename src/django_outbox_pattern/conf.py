@@ -17,7 +17,11 @@ from typing import Any
 from django_outbox_pattern import exceptions
 
 SETTINGS_NAME = "DJANGO_OUTBOX_PATTERN"
-SECRET_KEYS = frozenset({"DEFAULT_STOMP_PASSCODE", "DEFAULT_STOMP_SSL_PASSWORD"})
+SECRET_KEYS = frozenset(
+    {"DEFAULT_STOMP_PASSCODE", "DEFAULT_STOMP_SSL_PASSWORD", "DEFAULT_RABBITMQ_MANAGEMENT_PASSWORD"}
+)
+URL_KEYS = frozenset({"DEFAULT_RABBITMQ_MANAGEMENT_URL"})  # may hold user:password@: masked when shown
+UNROUTABLE_POLICIES = ("hold", "send")
 
 _DEFAULT_QUEUE_HEADERS: Mapping[str, str] = MappingProxyType(
     {"durable": "true", "auto-delete": "false", "prefetch-count": "1"}
@@ -73,6 +77,17 @@ class OutboxSettings:
     DEFAULT_RELAY_LEASE: float = 120  # seconds a claimed batch stays reserved for its relay
     DEFAULT_RELAY_NOTIFY: bool = False  # PostgreSQL LISTEN/NOTIFY wake-up for the relay (opt-in)
     DEFAULT_RETRY_BASE_DELAY: float = 1  # first per-row retry delay in seconds, doubled each attempt
+    # A consumer holding a message unsettled longer than this (seconds) is reported as stalled.
+    DEFAULT_CONSUMER_STALL_THRESHOLD: float = 300
+    # RabbitMQ's management HTTP API (e.g. http://127.0.0.1:15672): lets the relay and `outboxctl check`
+    # tell whether a destination routes to a queue. None: not used, no routing check.
+    DEFAULT_RABBITMQ_MANAGEMENT_URL: str | None = dataclasses.field(default=None, repr=False)
+    DEFAULT_RABBITMQ_MANAGEMENT_USERNAME: str | None = None  # None: DEFAULT_STOMP_USERNAME
+    DEFAULT_RABBITMQ_MANAGEMENT_PASSWORD: str | None = dataclasses.field(default=None, repr=False)
+    # What the relay does with rows of a destination no queue is bound to: "hold" them (pending, retried
+    # later) or "send" them anyway with a warning (the broker drops them).
+    DEFAULT_UNROUTABLE_MESSAGES: str = "hold"
+    DEFAULT_ROUTING_CHECK_INTERVAL: float = 30  # seconds a destination's routing answer is cached
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any] | None) -> OutboxSettings:
@@ -91,12 +106,21 @@ class OutboxSettings:
             value = getattr(self, field.name)
             if field.name in SECRET_KEYS and value:
                 value = "********"
+            elif field.name in URL_KEYS and isinstance(value, str):
+                value = mask_url(value)
             elif isinstance(value, Mapping):
                 value = dict(value)
             elif callable(value):
                 value = f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
             out[field.name] = value
         return out
+
+    @property
+    def management_credentials(self) -> tuple[str, str]:
+        """(username, password) for the management API: its own settings, else the STOMP login."""
+        user = self.DEFAULT_RABBITMQ_MANAGEMENT_USERNAME or self.DEFAULT_STOMP_USERNAME
+        password = self.DEFAULT_RABBITMQ_MANAGEMENT_PASSWORD
+        return user, self.DEFAULT_STOMP_PASSCODE if password is None else password
 
     @property
     def ssl_version(self) -> int:
@@ -129,6 +153,8 @@ _NUMBER_RANGES: dict[str, tuple[type, float, float | None]] = {
     "DEFAULT_CONNECT_TIMEOUT": (float, 0.001, None),
     "DEFAULT_RELAY_LEASE": (float, 1, None),
     "DEFAULT_RETRY_BASE_DELAY": (float, 0, None),
+    "DEFAULT_CONSUMER_STALL_THRESHOLD": (float, 1, None),
+    "DEFAULT_ROUTING_CHECK_INTERVAL": (float, 1, None),
 }
 _BOOLS = {
     "DEFAULT_STOMP_USE_SSL",
@@ -153,6 +179,8 @@ _OPTIONAL_STRINGS = {
     "DEFAULT_STOMP_CERT_FILE",
     "DEFAULT_STOMP_CA_CERTS",
     "DEFAULT_STOMP_SSL_PASSWORD",
+    "DEFAULT_RABBITMQ_MANAGEMENT_USERNAME",
+    "DEFAULT_RABBITMQ_MANAGEMENT_PASSWORD",
 }
 
 Problem = tuple[str, str, str]  # (key, message, hint)
@@ -199,6 +227,12 @@ def _check_value(key: str, value: Any) -> str | None:
         return None if value is None or isinstance(value, str) else f"must be a string or None, got {value!r}"
     if key == "DEFAULT_STOMP_HOST_AND_PORTS":
         return _check_hosts(value)
+    if key == "DEFAULT_RABBITMQ_MANAGEMENT_URL":
+        ok = value is None or (isinstance(value, str) and value.startswith(("http://", "https://")))
+        return None if ok else f"must be None or an http(s):// URL, got {mask_url(str(value))!r}"
+    if key == "DEFAULT_UNROUTABLE_MESSAGES":
+        ok = value in UNROUTABLE_POLICIES
+        return None if ok else f"must be one of {', '.join(map(repr, UNROUTABLE_POLICIES))}, got {value!r}"
     if key == "DEFAULT_STOMP_HEARTBEATS":
         ok = isinstance(value, (list, tuple)) and len(value) == 2
         ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
@@ -221,6 +255,20 @@ def _check_value(key: str, value: Any) -> str | None:
             else f"must be an ssl.PROTOCOL_* constant, got {value!r}"
         )
     return None
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part replaced by ``********``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit(parts._replace(netloc=f"{parts.username}:********@{host}"))
+    except ValueError:
+        return "********"
 
 
 def _parses(value: str, kind: type) -> bool:

@@ -63,17 +63,20 @@ class MemoryBroker:
     def messages(self, destination: str) -> list[transport.Message]:
         """Messages waiting (not delivered) on a destination."""
         with self.lock:
-            return list(self.queues[destination])
+            return list(self.queues[queue_key(destination)])
 
     def publish(
-        self, destination: str, body: str, headers: dict[str, str], *, redelivered: bool = False
+        self, destination: str, body: str | bytes, headers: dict[str, str], *, redelivered: bool = False
     ) -> None:
+        """Put a message on a destination (``/amq/queue/x`` is the queue ``/queue/x``, as on RabbitMQ)."""
+        destination = queue_key(destination)
+        raw = body if isinstance(body, bytes) else body.encode("utf-8")
         with self.lock:
             n = next(self._ids)
             full = {**headers, "destination": destination, "message-id": f"mem-{n}", "ack": f"mem-{n}"}
             if redelivered:
                 full["redelivered"] = "true"
-            self.queues[destination].append(transport.Message(headers=full, body=body.encode("utf-8")))
+            self.queues[destination].append(transport.Message(headers=full, body=raw))
             self.dispatch()
 
     def dispatch(self) -> None:
@@ -113,7 +116,7 @@ class MemoryBroker:
                 else:
                     dlq = sub.headers.get("x-dead-letter-routing-key")
                     if dlq:
-                        self.publish(f"/queue/{dlq}", message.body.decode("utf-8", "replace"), headers)
+                        self.publish(f"/queue/{dlq}", message.body, headers)
             self.dispatch()
 
     def drop_subscriptions_of(self, conn: MemoryTransport) -> None:
@@ -127,6 +130,15 @@ class MemoryBroker:
                         transport.Message(headers=headers, body=message.body)
                     )
             self.dispatch()
+
+
+def queue_key(destination: str) -> str:
+    """``/amq/queue/x`` and ``/queue/x`` name the same queue."""
+    return (
+        "/queue/" + destination[len("/amq/queue/") :]
+        if destination.startswith("/amq/queue/")
+        else destination
+    )
 
 
 class MemoryTransport:
@@ -177,15 +189,16 @@ class MemoryTransport:
             raise exceptions.ConnectionClosed("Not connected to the in-memory broker.")
 
     def send(
-        self, destination: str, body: str, headers: transport.Headers, *, receipt: str | None = None
+        self, destination: str, body: str | bytes, headers: transport.Headers, *, receipt: str | None = None
     ) -> None:
         self._require()
         reason = self.broker.reject_destinations.get(destination)
         if reason is not None:
             self.close_abruptly(reason)
             return
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
         with self.broker.lock:
-            self.broker.sent.append(SentMessage(destination, body, dict(headers)))
+            self.broker.sent.append(SentMessage(destination, text, dict(headers)))
         self.broker.publish(destination, body, dict(headers))
         if receipt is not None and not self.broker.withhold_receipts:
             with self._cond:
@@ -217,7 +230,8 @@ class MemoryTransport:
         with self.broker.lock:
             if destination.startswith("/queue/") and "x-dead-letter-routing-key" in headers:
                 self.broker.dead_letter_keys[destination] = headers["x-dead-letter-routing-key"]
-            self.broker.subscriptions.append(_Subscription(self, subscription_id, destination, headers, ack))
+            sub = _Subscription(self, subscription_id, queue_key(destination), headers, ack)
+            self.broker.subscriptions.append(sub)
         if receipt is not None:
             with self._cond:
                 self._receipts.add(receipt)

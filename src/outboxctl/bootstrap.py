@@ -85,7 +85,13 @@ def setup(
         settings.DJANGO_OUTBOX_PATTERN = merged
         conf.clear_cache()
     entry: dict[str, Any] = dict(connections.settings.get("default") or {})
-    for secret in (outbox.DEFAULT_STOMP_PASSCODE, outbox.DEFAULT_STOMP_SSL_PASSWORD, entry.get("PASSWORD")):
+    for secret in (
+        outbox.DEFAULT_STOMP_PASSCODE,
+        outbox.DEFAULT_STOMP_SSL_PASSWORD,
+        outbox.DEFAULT_RABBITMQ_MANAGEMENT_PASSWORD,
+        outbox.management_credentials[1],
+        entry.get("PASSWORD"),
+    ):
         output.add_secret(secret)
     if database and entry.get("ENGINE", "") in ("", "django.db.backends.dummy"):
         raise config.ConfigFileError(

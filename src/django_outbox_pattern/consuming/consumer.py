@@ -12,7 +12,11 @@
   with backoff on a *new* transport (the backoff starts over only once a connection stayed up for
   ``STABLE_CONNECTION_S``): messages of the old connection are never acked on the new one
   (they are dropped, the broker redelivers them, and the inbox skips those already saved).
-- What happens to each message (dedupe, retries, ACK/NACK) is ``handling.Processor``'s job.
+- What happens to each message (dedupe, retries, ACK/NACK) is ``handling.Processor``'s job; it settles
+  every message exactly once (settling.py).
+- The supervisor also watches the oldest message received and not yet settled: older than
+  ``DEFAULT_CONSUMER_STALL_THRESHOLD`` it logs ``consumer_stalled`` (once per message) and reports the age
+  to the observer (the ``outbox_consumer_oldest_unsettled_age_seconds`` metric, the health file).
 - ``stop()`` (safe from a signal handler) stops taking messages, lets the current callback finish within
   ``DEFAULT_CONSUMER_SHUTDOWN_TIMEOUT``, unsubscribes and disconnects; ``run()`` then returns.
 """
@@ -31,7 +35,7 @@ from collections.abc import Callable
 
 from django_outbox_pattern import conf, exceptions
 from django_outbox_pattern.broker import transport
-from django_outbox_pattern.consuming import handling, inbox, queues
+from django_outbox_pattern.consuming import handling, inbox, queues, settling, unsettled
 from django_outbox_pattern.core import backoff
 from django_outbox_pattern.ops import observability
 
@@ -85,9 +89,10 @@ class Consumer:
         self._store = store or inbox.DatabaseInbox(settings.DEFAULT_RECEIVED_CLASS)
         self._headers = queues.subscribe_headers(settings, self.queue)
         self._subscription = f"dop-{uuid.uuid4().hex[:12]}"
-        self._handoff: queue.Queue[tuple[transport.Transport, transport.Message]] = queue.Queue(
-            maxsize=2 * _prefetch(self._headers)  # 0 (unbounded) when the broker's prefetch is unlimited
-        )
+        # Unbounded: the broker's prefetch-count bounds it, and a message that did not fit would stay
+        # unacknowledged on a live connection for good.
+        self._handoff: queue.Queue[tuple[transport.Transport, transport.Message]] = queue.Queue()
+        self._unsettled = unsettled.Unsettled()
         self._transport: transport.Transport | None = None
         self._stopping = threading.Event()
         self._ready = threading.Event()
@@ -103,6 +108,7 @@ class Consumer:
             dead_letter_queue=queues.dead_letter_queue(self.queue),
             stopping=self._stopping,
             count=self._count,
+            on_settled=lambda message, outcome: self._unsettled.remove(message),
         )
 
     def __repr__(self) -> str:
@@ -124,6 +130,10 @@ class Consumer:
     def stop(self) -> None:
         """Ask ``run()`` to finish; only sets an event, so it is safe from a signal handler."""
         self._stopping.set()
+
+    def oldest_unsettled_age(self) -> float:
+        """Seconds since the oldest message received on the current connection and not yet settled."""
+        return self._unsettled.oldest_age()
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait until the subscription is confirmed by the broker (True) or the timeout passes."""
@@ -219,6 +229,22 @@ class Consumer:
             if conn is None or not conn.is_connected():
                 raise exceptions.ConnectionClosed(f"Lost the broker connection ({_reason(conn, 'closed')}).")
             self._purge_if_due()
+            self._report_unsettled()
+
+    def _report_unsettled(self) -> None:
+        age = self._unsettled.oldest_age()
+        threshold = self._settings.DEFAULT_CONSUMER_STALL_THRESHOLD
+        observability.report(self._observer, "consumer_unsettled_age", age, threshold)
+        stalled = self._unsettled.newly_stalled(threshold)
+        if stalled is not None:
+            logger.warning(
+                "Consumer of %s has held message %s unsettled for %.0fs (threshold %gs): a stuck callback?",
+                self.queue,
+                stalled,
+                age,
+                threshold,
+                extra={"action": "consumer_stalled", "queue": self.queue, "age_s": round(age, 1)},
+            )
 
     def _purge_if_due(self) -> None:
         if time.monotonic() < self._next_purge:
@@ -258,20 +284,15 @@ class Consumer:
 
     def _receive(self, source: transport.Transport, message: transport.Message) -> None:
         """Called on stomp.py's receiver thread: hand the message off, never block."""
-        try:
-            self._handoff.put_nowait((source, message))
-        except queue.Full:  # only if the broker ignored prefetch-count: it redelivers after a reconnect
-            logger.error(
-                "Hand-off queue of %s is full: message %s left unacknowledged",
-                self.queue,
-                message.headers.get("message-id", ""),
-                extra={"action": "consumer_handoff_overflowed", "queue": self.queue},
-            )
+        self._unsettled.add(message)
+        self._handoff.put_nowait((source, message))
 
     def _drop_stale(self) -> None:
+        """Forget the messages of an old connection: the broker redelivers them."""
         with contextlib.suppress(queue.Empty):
             while True:
                 self._handoff.get_nowait()
+        self._unsettled.clear()
 
     # --- worker thread ----------------------------------------------------------------------------
 
@@ -292,13 +313,9 @@ class Consumer:
                     break
                 self._observer.heartbeat()
                 if source is not self._transport:  # from a closed connection: the broker redelivers it
+                    self._unsettled.remove(message)
                     continue
-                try:
-                    self._processor.handle(source, message)
-                except Exception:  # the worker must survive anything
-                    logger.exception(
-                        "Unexpected error handling a message", extra={"action": "consumer_worker_failed"}
-                    )
+                self._processor.handle(source, message)  # settles it, never raises
                 if time.monotonic() - flushed >= ACK_FLUSH_S:  # slow callbacks: no ACK waits long
                     self._flush(source)
                     flushed = time.monotonic()
@@ -312,12 +329,13 @@ class Consumer:
             return
         try:
             source.flush()
-        except exceptions.TransportError as exc:
+        except Exception as exc:  # the connection is suspect: closed, so the broker redelivers them
             logger.warning(
-                "Could not send ACKs (%s): the broker will redeliver those messages",
+                "Could not send ACKs (%s): closing the connection, the broker will redeliver those messages",
                 exc,
                 extra={"action": "consumer_ack_flush_failed"},
             )
+            settling.close(source)
 
 
 # ConsumerStats fields reported to the observer, and the Observer method for each.
@@ -330,13 +348,6 @@ def _reason(conn: transport.Transport | None, default: str) -> str:
     if "precondition_failed" in reason:
         reason += "; the queue exists with other arguments: delete it or use another queue_name"
     return reason
-
-
-def _prefetch(headers: transport.Headers) -> int:
-    try:
-        return max(0, int(headers.get("prefetch-count", "0")))
-    except ValueError:
-        return 0
 
 
 def import_callback(path: str) -> Callback:

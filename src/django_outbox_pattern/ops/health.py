@@ -2,7 +2,9 @@
 
 Liveness: the running loop writes a heartbeat file (``--health-file``) on its passes, at most once per
 ``HEARTBEAT_INTERVAL_S``; a probe (``outboxctl check --liveness``, or a Kubernetes command probe) reads it
-and fails when it is older than a maximum age. Readiness: the database answers ``SELECT 1`` and the broker
+and fails when it is older than a maximum age. A consumer also writes the age of its oldest unsettled
+message and its ``DEFAULT_CONSUMER_STALL_THRESHOLD``: the probe fails when that message is older (a
+stalled queue, although the process is alive). Readiness: the database answers ``SELECT 1`` and the broker
 accepts a STOMP CONNECT.
 """
 
@@ -41,11 +43,22 @@ class Probe:
         return dataclasses.asdict(self)
 
 
-def write_heartbeat(path: str | os.PathLike[str], *, component: str = "", now: float | None = None) -> None:
-    """Atomically replace ``path`` with the current time (JSON: time, pid, component)."""
+def write_heartbeat(
+    path: str | os.PathLike[str],
+    *,
+    component: str = "",
+    now: float | None = None,
+    extra: dict[str, float] | None = None,
+) -> None:
+    """Atomically replace ``path`` with the current time (JSON: time, pid, component, and ``extra``)."""
     target = Path(path)
     content = json.dumps(
-        {"time": time.time() if now is None else now, "pid": os.getpid(), "component": component}
+        {
+            "time": time.time() if now is None else now,
+            "pid": os.getpid(),
+            "component": component,
+            **(extra or {}),
+        }
     )
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
@@ -63,9 +76,11 @@ def read_heartbeat(
 ) -> Probe:
     """Liveness: ok when ``path`` holds a heartbeat at most ``max_age_s`` seconds old."""
     target = Path(path)
+    data: dict[str, Any] = {}
     try:
         text = target.read_text()
-        stamp_s = float(json.loads(text)["time"]) if text.strip() else target.stat().st_mtime
+        data = json.loads(text) if text.strip() else {"time": target.stat().st_mtime}
+        stamp_s = float(data["time"])
     except FileNotFoundError:
         return Probe(
             "liveness", False, f"no heartbeat file at {target}: is the process running with --health-file?"
@@ -80,7 +95,25 @@ def read_heartbeat(
             f"last heartbeat {age_s:.1f}s ago (over {max_age_s:g}s): stuck or stopped",
             age_s,
         )
+    stalled = _stalled(data)
+    if stalled:
+        return Probe("liveness", False, f"last heartbeat {age_s:.1f}s ago, but {stalled}", age_s)
     return Probe("liveness", True, f"last heartbeat {age_s:.1f}s ago", age_s)
+
+
+def _stalled(data: dict[str, Any]) -> str:
+    """Why the consumer that wrote ``data`` counts as stalled, or "" when it does not."""
+    try:
+        unsettled_s = float(data.get("unsettled_age_s", 0.0))
+        threshold_s = float(data.get("stall_threshold_s", 0.0))
+    except (TypeError, ValueError):
+        return ""
+    if threshold_s > 0 and unsettled_s > threshold_s:
+        return (
+            f"its oldest unsettled message is {unsettled_s:.0f}s old (over DEFAULT_CONSUMER_STALL_THRESHOLD "
+            f"{threshold_s:g}s): a stuck callback or a stalled queue"
+        )
+    return ""
 
 
 class HeartbeatObserver(observability.NullObserver):
@@ -99,6 +132,7 @@ class HeartbeatObserver(observability.NullObserver):
         self._interval_s = interval_s
         self._clock = clock
         self._failing = False
+        self._extra: dict[str, float] = {}
         try:
             write_heartbeat(self.path, component=component)
         except OSError as exc:
@@ -116,7 +150,7 @@ class HeartbeatObserver(observability.NullObserver):
             return
         self._last = now
         try:
-            write_heartbeat(self.path, component=self.component)
+            write_heartbeat(self.path, component=self.component, extra=self._extra)
         except OSError as exc:
             if not self._failing:  # say it once, not on every pass
                 logger.warning(
@@ -128,6 +162,10 @@ class HeartbeatObserver(observability.NullObserver):
             self._failing = True
             return
         self._failing = False
+
+    def consumer_unsettled_age(self, age_s: float, threshold_s: float) -> None:
+        """Kept for the next write: ``read_heartbeat`` fails when ``age_s`` is over ``threshold_s``."""
+        self._extra = {"unsettled_age_s": round(age_s, 3), "stall_threshold_s": threshold_s}
 
 
 def check_database(using: str = "default") -> Probe:

@@ -147,6 +147,15 @@ class OutboxMetrics:
         gauge = _factory(client.Gauge, self.registry)
         self.relay_up_gauge = gauge("outbox_relay_up", "1 while the relay is connected to the broker.")
         self.consumer_up_gauge = gauge("outbox_consumer_up", "1 while the consumer is subscribed.")
+        self.unsettled_age_gauge = gauge(
+            "outbox_consumer_oldest_unsettled_age_seconds",
+            "Age of the consumer's oldest message received and not yet acked or nacked (0 when none).",
+        )
+        self.held_total = counter(
+            "outbox_messages_held_unroutable",
+            "Outbox rows held back because no queue is bound to their destination.",
+            ["destination"],
+        )
         self.heartbeat_gauge = gauge(
             "outbox_last_heartbeat_timestamp_seconds",
             "Unix time of the relay's or consumer's last loop pass.",
@@ -202,6 +211,12 @@ class OutboxMetrics:
 
     def heartbeat(self) -> None:
         self.heartbeat_gauge.set_to_current_time()
+
+    def consumer_unsettled_age(self, age_s: float, threshold_s: float) -> None:
+        self.unsettled_age_gauge.set(age_s)
+
+    def destination_held(self, destination: str, count: int) -> None:
+        self.held_total.labels(destination=self._label(destination)).inc(count)
 
 
 def render_backlog() -> str:

@@ -21,8 +21,16 @@ __all__ = [
     "add_arguments",
     "build_observer",
     "observer_from_options",
+    "report",
     "shielded",
 ]
+
+# Events added after the ``Observer`` protocol was published: optional, so observers written against it
+# keep working. Engines send them through ``report()``; observers that lack the method are skipped.
+#   consumer_unsettled_age(age_s, threshold_s): the consumer's oldest unsettled message is age_s old (0:
+#     none); over threshold_s (DEFAULT_CONSUMER_STALL_THRESHOLD) it counts as stalled
+#   destination_held(destination: str, count: int): the relay held rows no queue would receive
+OPTIONAL_EVENTS = ("consumer_unsettled_age", "destination_held")
 
 
 @runtime_checkable
@@ -97,6 +105,12 @@ class NullObserver:
     def heartbeat(self) -> None:
         pass
 
+    def consumer_unsettled_age(self, age_s: float, threshold_s: float) -> None:
+        pass
+
+    def destination_held(self, destination: str, count: int) -> None:
+        pass
+
 
 class MultiObserver:
     """Forwards every event to each observer in turn; one that raises is logged and skipped."""
@@ -106,6 +120,8 @@ class MultiObserver:
 
     def _each(self, method: str, *args: object) -> None:
         for observer in self.observers:
+            if method in OPTIONAL_EVENTS and not hasattr(observer, method):
+                continue
             try:
                 getattr(observer, method)(*args)
             except Exception:
@@ -148,6 +164,29 @@ class MultiObserver:
 
     def heartbeat(self) -> None:
         self._each("heartbeat")
+
+    def consumer_unsettled_age(self, age_s: float, threshold_s: float) -> None:
+        self._each("consumer_unsettled_age", age_s, threshold_s)
+
+    def destination_held(self, destination: str, count: int) -> None:
+        self._each("destination_held", destination, count)
+
+
+def report(observer: Observer, event: str, *args: object) -> None:
+    """Send one of the ``OPTIONAL_EVENTS`` to ``observer`` if it has that method (never raises)."""
+    method = getattr(observer, event, None)
+    if method is None:
+        return
+    try:
+        method(*args)
+    except Exception:
+        logger.warning(
+            "Observer %r failed in %s",
+            observer,
+            event,
+            exc_info=True,
+            extra={"action": "observer_failed", "observer": type(observer).__name__, "event": event},
+        )
 
 
 def shielded(observer: Observer | None) -> Observer:
