@@ -133,8 +133,9 @@ class HeartbeatObserver(observability.NullObserver):
         self._clock = clock
         self._failing = False
         self._extra: dict[str, float] = {}
+        self._stamp = time.time()
         try:
-            write_heartbeat(self.path, component=component)
+            write_heartbeat(self.path, component=component, now=self._stamp)
         except OSError as exc:
             raise exceptions.ConfigurationError(
                 f"Cannot write the health file {self.path} ({exc}): give a writable path to --health-file."
@@ -149,8 +150,9 @@ class HeartbeatObserver(observability.NullObserver):
         if now - self._last < self._interval_s:
             return
         self._last = now
+        self._stamp = time.time()
         try:
-            write_heartbeat(self.path, component=self.component, extra=self._extra)
+            write_heartbeat(self.path, component=self.component, now=self._stamp, extra=self._extra)
         except OSError as exc:
             if not self._failing:  # say it once, not on every pass
                 logger.warning(
@@ -164,8 +166,13 @@ class HeartbeatObserver(observability.NullObserver):
         self._failing = False
 
     def consumer_unsettled_age(self, age_s: float, threshold_s: float) -> None:
-        """Kept for the next write: ``read_heartbeat`` fails when ``age_s`` is over ``threshold_s``."""
+        """Written with the next heartbeat; at once (keeping the last heartbeat's time) when the consumer
+        becomes stalled or recovers, since a stuck worker writes no heartbeat."""
+        was_stalled = bool(_stalled(self._extra))
         self._extra = {"unsettled_age_s": round(age_s, 3), "stall_threshold_s": threshold_s}
+        if bool(_stalled(self._extra)) != was_stalled:
+            with contextlib.suppress(OSError):
+                write_heartbeat(self.path, component=self.component, now=self._stamp, extra=self._extra)
 
 
 def check_database(using: str = "default") -> Probe:
