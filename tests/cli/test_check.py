@@ -13,7 +13,7 @@ from outboxctl.exit_codes import ExitCode
 from tests.support.tcpproxy import TcpProxy
 
 pytestmark = [pytest.mark.django_db, pytest.mark.broker]
-NAMES = ["configuration", "database", "migrations", "broker", "tls", "heartbeat", "send_receipt"]
+NAMES = ["configuration", "database", "migrations", "broker", "tls", "heartbeat", "send_receipt", "routing"]
 
 
 def free_port() -> int:
@@ -30,7 +30,9 @@ def test_all_checks_pass(cli, broker_available) -> None:
     assert [c["name"] for c in report["checks"]] == NAMES
     assert set(report["checks"][0]) == {"name", "status", "detail", "hint", "elapsed_ms", "unreachable"}
     statuses = {c["name"]: c["status"] for c in report["checks"]}
-    assert statuses == {**dict.fromkeys(NAMES, "pass"), "tls": "skip"}
+    assert statuses == {**dict.fromkeys(NAMES, "pass"), "tls": "skip", "routing": "skip"}
+    routing = next(c for c in report["checks"] if c["name"] == "routing")
+    assert "cannot tell: DEFAULT_RABBITMQ_MANAGEMENT_URL is not set" in routing["detail"]
     broker = next(c for c in report["checks"] if c["name"] == "broker")
     assert broker["elapsed_ms"] > 0 and "RabbitMQ" in broker["detail"]
     heartbeat = next(c for c in report["checks"] if c["name"] == "heartbeat")

@@ -160,7 +160,8 @@ def test_every_message_gets_exactly_one_outcome() -> None:
         assert all(n == 1 for n in factory.delivered.values())  # nothing redelivered: no connection lost
         assert all(n == 1 for n in effects.values()), "a callback's effect ran twice"
         assert c.oldest_unsettled_age() == 0.0
-        assert len(broker.messages(DLQ)) - dead_before == c.stats.nacked - nacked_before
+        # the stats are counted just after the settle: wait for them
+        assert wait_until(lambda: len(broker.messages(DLQ)) - dead_before == c.stats.nacked - nacked_before)
 
     with running(c):
         check()

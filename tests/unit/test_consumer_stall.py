@@ -78,4 +78,4 @@ def test_observers_without_the_newer_events_are_skipped() -> None:
 
     multi = observability.MultiObserver(Old())  # type: ignore[arg-type]
     multi.consumer_unsettled_age(1.0, 2.0)  # no AttributeError, no warning
-    observability.report(Old(), "destination_held", "/topic/x", 1)  # type: ignore[arg-type]
+    observability.report(Old(), "destination_unroutable", "/topic/x", 1, True)  # type: ignore[arg-type]

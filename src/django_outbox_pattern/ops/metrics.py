@@ -151,10 +151,10 @@ class OutboxMetrics:
             "outbox_consumer_oldest_unsettled_age_seconds",
             "Age of the consumer's oldest message received and not yet acked or nacked (0 when none).",
         )
-        self.held_total = counter(
-            "outbox_messages_held_unroutable",
-            "Outbox rows held back because no queue is bound to their destination.",
-            ["destination"],
+        self.unroutable_total = counter(
+            "outbox_messages_unroutable",
+            "Outbox rows of a destination no queue is bound to: held back, or sent anyway.",
+            ["destination", "action"],
         )
         self.heartbeat_gauge = gauge(
             "outbox_last_heartbeat_timestamp_seconds",
@@ -215,8 +215,9 @@ class OutboxMetrics:
     def consumer_unsettled_age(self, age_s: float, threshold_s: float) -> None:
         self.unsettled_age_gauge.set(age_s)
 
-    def destination_held(self, destination: str, count: int) -> None:
-        self.held_total.labels(destination=self._label(destination)).inc(count)
+    def destination_unroutable(self, destination: str, count: int, held: bool) -> None:
+        action = "held" if held else "sent"
+        self.unroutable_total.labels(destination=self._label(destination), action=action).inc(count)
 
 
 def render_backlog() -> str:

@@ -29,8 +29,9 @@ __all__ = [
 # keep working. Engines send them through ``report()``; observers that lack the method are skipped.
 #   consumer_unsettled_age(age_s, threshold_s): the consumer's oldest unsettled message is age_s old (0:
 #     none); over threshold_s (DEFAULT_CONSUMER_STALL_THRESHOLD) it counts as stalled
-#   destination_held(destination: str, count: int): the relay held rows no queue would receive
-OPTIONAL_EVENTS = ("consumer_unsettled_age", "destination_held")
+#   destination_unroutable(destination, count, held): ``count`` rows of a destination no queue is bound
+#     to were held back (held=True) or sent anyway (DEFAULT_UNROUTABLE_MESSAGES = "send")
+OPTIONAL_EVENTS = ("consumer_unsettled_age", "destination_unroutable")
 
 
 @runtime_checkable
@@ -108,7 +109,7 @@ class NullObserver:
     def consumer_unsettled_age(self, age_s: float, threshold_s: float) -> None:
         pass
 
-    def destination_held(self, destination: str, count: int) -> None:
+    def destination_unroutable(self, destination: str, count: int, held: bool) -> None:
         pass
 
 
@@ -168,8 +169,8 @@ class MultiObserver:
     def consumer_unsettled_age(self, age_s: float, threshold_s: float) -> None:
         self._each("consumer_unsettled_age", age_s, threshold_s)
 
-    def destination_held(self, destination: str, count: int) -> None:
-        self._each("destination_held", destination, count)
+    def destination_unroutable(self, destination: str, count: int, held: bool) -> None:
+        self._each("destination_unroutable", destination, count, held)
 
 
 def report(observer: Observer, event: str, *args: object) -> None:
