@@ -72,12 +72,12 @@ class Processor:
         """Look up in one query which of these messages are in the inbox already, so that ``handle()``
         needs no query of its own to skip a duplicate. Saves since are added; a copy saved meanwhile by
         another consumer is still caught by the inbox's unique ``msg_id`` (``DuplicateMessage``)."""
-        ids: set[str] = set()
-        for message in messages:
-            with contextlib.suppress(exceptions.MessageDecodeError):
-                ids.add(inbox.message_id(message.headers))
         self._checked, self._known = set(), set()
-        try:
+        try:  # never raises: a message this cannot identify is settled by handle()
+            ids: set[str] = set()
+            for message in messages:
+                with contextlib.suppress(exceptions.MessageDecodeError):
+                    ids.add(inbox.message_id(message.headers))
             self._known = self._store.existing(ids)
         except Exception:  # each message then checks for itself, with the usual retries
             logger.debug(

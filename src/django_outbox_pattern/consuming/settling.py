@@ -5,7 +5,9 @@ Every message the worker takes gets one ``Settlement``; the first outcome wins a
 - ``ack()``: ACK (deferred: the worker writes its run of ACKs in one go, see consumer.py);
 - ``dead_letter(reason)``: the message goes to ``DLQ.<queue>`` with the reason in the
   ``dop-dead-letter-reason`` header. A copy is sent to ``/amq/queue/DLQ.<queue>`` with a receipt and the
-  original is acked once the RECEIPT arrived (a NACK cannot carry a header). When the copy cannot be made
+  original is acked once the RECEIPT arrived (a NACK cannot carry a header); like the broker's own dead
+  letter it carries ``x-first-death-reason: rejected`` and ``x-first-death-queue`` (not the broker's
+  ``x-death`` list). When the copy cannot be made
   (headers too large to send back, no RECEIPT, or it failed before for this message) the message is
   NACKed with ``requeue:false`` instead: the broker dead-letters it with its own ``x-first-death-reason``
   and the reason is only in the log;
@@ -87,7 +89,17 @@ class DeadLetters:
             return None
         if any("\x00" in n or "\x00" in v for n, v in headers.items()):
             return None
-        headers.update({REASON_HEADER: one_line(reason), QUEUE_HEADER: self.queue, "persistent": "true"})
+        headers.update(
+            {
+                REASON_HEADER: one_line(reason),
+                QUEUE_HEADER: self.queue,
+                # what RabbitMQ's own dead-lettering of a NACK says, for tools that read it
+                "x-first-death-reason": "rejected",
+                "x-first-death-queue": self.queue,
+                "x-first-death-exchange": "",
+                "persistent": "true",
+            }
+        )
         return headers
 
     def failed_before(self, key: str) -> bool:
