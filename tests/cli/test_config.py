@@ -277,3 +277,11 @@ def test_the_examples_are_valid(name: str, monkeypatch: pytest.MonkeyPatch) -> N
         assert layer.database["PASSWORD"] == "x" and layer.database["HOST"] == "db.internal"
     else:
         assert layer.settings_module == "mysite.settings"
+
+
+def test_the_management_url_password_is_masked(cli) -> None:
+    env = {"OUTBOXCTL_DEFAULT_RABBITMQ_MANAGEMENT_URL": "http://ops:topsecret-pw@rabbit:15672"}
+    result = cli("config", "--json", env=env)
+    assert result.exit_code == 0, result.output
+    assert "topsecret-pw" not in result.output
+    assert "http://ops:********@rabbit:15672" in result.output

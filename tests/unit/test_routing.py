@@ -159,3 +159,26 @@ def test_an_unreachable_api_is_reported_in_our_words() -> None:
     client = management.ManagementClient("http://127.0.0.1:9", username="u", password="p", timeout=1)
     with pytest.raises(exceptions.ManagementUnavailable, match="rabbitmq_management plugin"):
         client.queue_exists("q")
+
+
+@pytest.mark.django_db
+def test_the_relay_holds_rows_of_an_unbound_topic_and_sends_the_rest() -> None:
+    from django_outbox_pattern.choices import StatusChoice
+    from django_outbox_pattern.models import Published
+    from django_outbox_pattern.testing import MemoryTransport
+    from tests.support.relay_helpers import make_relay, make_settings
+
+    t, clock = Topology(), [0.0]
+    t.bind("amq.topic", "orders.*", "billing")
+    settings = make_settings(DEFAULT_RECEIPT_TIMEOUT=0.05)
+    memory = MemoryTransport()
+    engine = make_relay(settings, memory, routing_gate=gate(t, clock))
+    lost = Published.objects.create(destination="/topic/users.created", body={})
+    kept = Published.objects.create(destination="/topic/orders.created", body={})
+    assert engine.run_once() == 2  # both claimed
+    assert [m.destination for m in memory.sent] == ["/topic/orders.created"]
+    lost.refresh_from_db()
+    kept.refresh_from_db()
+    assert kept.status == StatusChoice.SUCCEEDED
+    assert lost.status == StatusChoice.SCHEDULE and lost.retry == 0 and lost.locked_by == ""
+    assert lost.last_error.startswith("no queue bound to /topic/users.created: held")
