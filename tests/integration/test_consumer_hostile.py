@@ -75,6 +75,7 @@ def test_hostile_messages_never_stall_the_queue(unique_name: str, broker_availab
         (b'{"text": "nul \\u0000 escaped"}', {"dop-msg-id": "nul-json"}),
         (b'{"text": "lone \\ud800"}', {"dop-msg-id": "surrogate"}),
         (b"\xff\xfe not utf-8 \xc3", {"dop-msg-id": "latin"}),
+        ('{"e": "\U0001f600 four bytes"}'.encode(), {"dop-msg-id": "emoji", "x-e": "\U0001f600"}),
         (b'{"big": true}', {"dop-msg-id": "huge-header", "x-big": "h" * 100_000}),
         (b'{"no": "id"}', {}),  # no dop-msg-id: identified by the broker's message-id
         (b'{"n": 1}', {"dop-msg-id": "dup"}),
@@ -93,10 +94,22 @@ def test_hostile_messages_never_stall_the_queue(unique_name: str, broker_availab
     assert effects["dup"] == 1 and all(n == 1 for n in effects.values())
     assert c.stats.duplicates == 1 and c.stats.nacked == 3
     rows = {row.msg_id: row for row in Received.objects.all()}
-    assert {"deep", "nul-raw", "nul-json", "surrogate", "latin", "huge-header", "dup", "sentinel"} <= set(
-        rows
+    expected = {
+        "deep",
+        "nul-raw",
+        "nul-json",
+        "surrogate",
+        "latin",
+        "emoji",
+        "huge-header",
+        "dup",
+        "sentinel",
+    }
+    assert expected <= set(rows)
+    assert len(rows) == 10  # plus the message identified by its broker message-id
+    assert (
+        rows["emoji"].body == {"e": "\U0001f600 four bytes"} and rows["emoji"].headers["x-e"] == "\U0001f600"
     )
-    assert len(rows) == 9  # plus the message identified by its broker message-id
     assert storable.raw_body(rows["nul-raw"].body) == b"nul \x00 in the middle"
     assert storable.raw_body(rows["nul-json"].body) == b'{"text": "nul \\u0000 escaped"}'
     assert storable.raw_body(rows["surrogate"].body) == b'{"text": "lone \\ud800"}'

@@ -113,20 +113,23 @@ class Fatal(BaseException):
     pass
 
 
+def _fatal(payload: Any) -> None:
+    raise Fatal()
+
+
 @pytest.mark.parametrize(
     ("body", "headers", "callback"),
     [
-        (b"[" * 100_000 + b"]" * 100_000, {"dop-msg-id": "deep"}, lambda p: p.save()),
-        (b"{}", {"destination-only": "x"}, lambda p: p.save()),  # replaced below: no id at all
-        (b"{}", {"dop-msg-id": "fatal"}, lambda p: (_ for _ in ()).throw(Fatal())),
+        (b"[" * 100_000 + b"]" * 100_000, {"dop-msg-id": "deep"}, lambda p: p.save()),  # RecursionError
+        (b"{}", {}, lambda p: p.save()),  # no id at all: cannot be deduplicated
+        (b"{}", {"dop-msg-id": "fatal"}, _fatal),  # a BaseException from the callback
     ],
+    ids=["deep-json", "no-id", "base-exception"],
 )
 def test_every_failure_path_ends_settled(body: bytes, headers: dict[str, str], callback: Any) -> None:
     broker = testing.MemoryBroker()
     conn, _ = subscribed(broker)
-    message = transport.Message(headers={**headers, "message-id": "mem-x", "ack": "mem-x"}, body=body)
-    if "destination-only" in headers:
-        message = transport.Message(headers={"ack": "mem-x"}, body=body)
+    message = transport.Message(headers={**headers, "ack": "mem-x"}, body=body)
     with broker.lock:
         broker.subscriptions[0].unacked["mem-x"] = message
     outcome = processor(callback).handle(conn, message)
