@@ -47,7 +47,8 @@ def check(
         typer.Option(
             "--liveness",
             help="Only check the heartbeat file (--health-file) of a running relay or consumer: exit 0 "
-            "fresh, 5 stale or missing. Needs no settings.",
+            "fresh, 5 stale or missing, or a consumer holding a message unsettled longer than "
+            "DEFAULT_CONSUMER_STALL_THRESHOLD. Needs no settings.",
         ),
     ] = False,
     readiness: Annotated[
