@@ -5,7 +5,8 @@
 #   bash scripts/services.sh down                                  (stops only what `up` started)
 #   bash scripts/services.sh status
 #
-# `up` reuses a service that already runs (enabling RabbitMQ's STOMP plugin on a running node), and on a
+# `up` reuses a service that already runs (enabling RabbitMQ's STOMP and management plugins on a running
+# node; the management HTTP API on 15672 lets the relay check that destinations route), and on a
 # fresh Debian machine installs it with apt-get and starts it. Every wait is bounded. It writes the
 # connection settings that worked to var/services.env, which scripts/test.sh and scripts/demo.sh read.
 set -euo pipefail
@@ -53,12 +54,12 @@ rabbit_running() { [ -x "$RABBITMQCTL" ] && port_open 5672 && timeout 30 "$RABBI
 rabbitmq_up() {
   [ -x "$RABBITMQCTL" ] || apt_install rabbitmq-server
   if rabbit_running; then
-    log "RabbitMQ already runs; enabling the STOMP plugin"
-    timeout 60 /usr/sbin/rabbitmq-plugins -q enable rabbitmq_stomp >/dev/null
+    log "RabbitMQ already runs; enabling the STOMP and management plugins"
+    timeout 60 /usr/sbin/rabbitmq-plugins -q enable rabbitmq_stomp rabbitmq_management >/dev/null
   else
     log "starting RabbitMQ"
-    timeout 60 /usr/sbin/rabbitmq-plugins -q --offline enable rabbitmq_stomp >/dev/null 2>&1 \
-      || echo '[rabbitmq_stomp].' | as_root tee /etc/rabbitmq/enabled_plugins >/dev/null
+    timeout 60 /usr/sbin/rabbitmq-plugins -q --offline enable rabbitmq_stomp rabbitmq_management >/dev/null 2>&1 \
+      || echo '[rabbitmq_management,rabbitmq_stomp].' | as_root tee /etc/rabbitmq/enabled_plugins >/dev/null
     as_root env RABBITMQ_PID_FILE="$RABBIT_PID" /usr/sbin/rabbitmq-server -detached
     mark_started rabbitmq
     timeout 100 "$RABBITMQCTL" wait --timeout 90 "$RABBIT_PID" >/dev/null || die "RabbitMQ did not start (see /var/log/rabbitmq)"
@@ -73,6 +74,13 @@ rabbitmq_up() {
   done
   set_env OUTBOX_STOMP_PORT 61613
   log "RabbitMQ STOMP ready on 127.0.0.1:61613"
+  # The management API (routing checks): optional, so a slow start only warns.
+  if wait_port 15672 30; then
+    set_env OUTBOX_RABBITMQ_MANAGEMENT_URL http://127.0.0.1:15672
+    log "RabbitMQ management API ready on 127.0.0.1:15672"
+  else
+    log "warning: the RabbitMQ management API does not listen on 15672 (routing-check tests will skip)"
+  fi
 }
 
 pg_try() { # password

@@ -20,6 +20,9 @@ from django_outbox_pattern import coercion, exceptions, settings_rules
 SETTINGS_NAME = settings_rules.SETTINGS_NAME
 SECRET_KEYS = settings_rules.SECRET_KEYS
 Problem = settings_rules.Problem
+URL_KEYS = settings_rules.URL_KEYS
+UNROUTABLE_POLICIES = settings_rules.UNROUTABLE_POLICIES
+mask_url = settings_rules.mask_url
 
 _DEFAULT_QUEUE_HEADERS: Mapping[str, str] = MappingProxyType(
     {"durable": "true", "auto-delete": "false", "prefetch-count": "1"}
@@ -75,6 +78,17 @@ class OutboxSettings:
     DEFAULT_RELAY_LEASE: float = 120  # seconds a claimed batch stays reserved for its relay
     DEFAULT_RELAY_NOTIFY: bool = False  # PostgreSQL LISTEN/NOTIFY wake-up for the relay (opt-in)
     DEFAULT_RETRY_BASE_DELAY: float = 1  # first per-row retry delay in seconds, doubled each attempt
+    # A consumer holding a message unsettled longer than this (seconds) is reported as stalled.
+    DEFAULT_CONSUMER_STALL_THRESHOLD: float = 300
+    # RabbitMQ's management HTTP API (e.g. http://127.0.0.1:15672): lets the relay and `outboxctl check`
+    # tell whether a destination routes to a queue. None: not used, no routing check.
+    DEFAULT_RABBITMQ_MANAGEMENT_URL: str | None = dataclasses.field(default=None, repr=False)
+    DEFAULT_RABBITMQ_MANAGEMENT_USERNAME: str | None = None  # None: DEFAULT_STOMP_USERNAME
+    DEFAULT_RABBITMQ_MANAGEMENT_PASSWORD: str | None = dataclasses.field(default=None, repr=False)
+    # What the relay does with rows of a destination no queue is bound to: "hold" them (pending, retried
+    # later) or "send" them anyway with a warning (the broker drops them).
+    DEFAULT_UNROUTABLE_MESSAGES: str = "hold"
+    DEFAULT_ROUTING_CHECK_INTERVAL: float = 30  # seconds a destination's routing answer is cached
 
     @classmethod
     def from_mapping(
@@ -99,12 +113,21 @@ class OutboxSettings:
             value = getattr(self, field.name)
             if field.name in SECRET_KEYS and value:
                 value = "********"
+            elif field.name in URL_KEYS and isinstance(value, str):
+                value = mask_url(value)
             elif isinstance(value, Mapping):
                 value = dict(value)
             elif callable(value):
                 value = f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
             out[field.name] = value
         return out
+
+    @property
+    def management_credentials(self) -> tuple[str, str]:
+        """(username, password) for the management API: its own settings, else the STOMP login."""
+        user = self.DEFAULT_RABBITMQ_MANAGEMENT_USERNAME or self.DEFAULT_STOMP_USERNAME
+        password = self.DEFAULT_RABBITMQ_MANAGEMENT_PASSWORD
+        return user, self.DEFAULT_STOMP_PASSCODE if password is None else password
 
     @property
     def ssl_version(self) -> int:

@@ -80,3 +80,13 @@ class ExceededSendAttemptsException(OutboxError):
 
 class SendNotConfirmed(ExceededSendAttemptsException, PublishNotConfirmed):
     """A direct send (``producers.Producer``) got no RECEIPT within its attempts."""
+
+
+class ManagementError(OutboxError):
+    """RabbitMQ's management HTTP API refused a request: check DEFAULT_RABBITMQ_MANAGEMENT_URL and the
+    user's permissions (the "monitoring" or "management" tag)."""
+
+
+class ManagementUnavailable(ManagementError):
+    """RabbitMQ's management HTTP API cannot be reached: is the rabbitmq_management plugin enabled
+    (`rabbitmq-plugins enable rabbitmq_management`), and is DEFAULT_RABBITMQ_MANAGEMENT_URL right?"""

@@ -1,12 +1,16 @@
 """``Payload``: what a subscribe callback receives (the spec README's public API).
 
-``body`` is the decoded JSON body (the raw text when the body is not JSON), ``headers`` the frame's
+``body`` is the decoded JSON body (the raw text when the body is not JSON, or nested too deep to decode;
+undecodable bytes replaced when it is not UTF-8), ``raw_body`` the bytes received, ``headers`` the frame's
 headers. The callback settles the message exactly once:
 
 - ``save()`` inserts the ``Received`` row inside the caller's transaction and sends the broker ACK only
-  after that transaction commits (at once outside a transaction). A duplicate raises
-  ``inbox.DuplicateMessage``, which rolls back the caller's transaction; the consumer acks it.
-- ``nack()`` sends NACK ``requeue:false``: the broker moves the message to ``DLQ.<queue>``. No database.
+  after that transaction commits (at once outside a transaction). A body the database cannot hold as
+  JSON (NUL, lone surrogates, not UTF-8, nested too deep) is stored raw (see consuming/storable.py). A
+  duplicate raises ``inbox.DuplicateMessage``, which rolls back the caller's transaction; the consumer
+  acks it.
+- ``nack()`` moves the message to ``DLQ.<queue>`` with the reason in its ``dop-dead-letter-reason``
+  header (consuming/settling.py). No database.
 - ``ack()`` sends ACK now without an inbox row (so a redelivery would not be recognised as a duplicate).
 
 ACKs and NACKs go out on the consumer's worker thread, the thread running the callback.
@@ -27,7 +31,7 @@ from typing import Any
 
 from django_outbox_pattern import exceptions
 from django_outbox_pattern.broker import wire
-from django_outbox_pattern.consuming import inbox
+from django_outbox_pattern.consuming import inbox, storable
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +71,7 @@ class Payload:
         msg_id: str | None = None,
         settle: Settle | None = None,
         store: inbox.InboxStore | None = None,
+        raw_body: bytes | None = None,
     ) -> None:
         if headers is _UNSET:  # this project's form: Payload(body, headers, *, msg_id, settle, store)
             if body is _UNSET:
@@ -83,6 +88,7 @@ class Payload:
         self.connection = connection
         self._message = message
         self._given_message = message is not None
+        self.raw_body = raw_body
         self._settle = settle or _no_broker
         self._store = store
         self.saved = False  # save() inserted the inbox row (its transaction may still roll back)
@@ -97,7 +103,12 @@ class Payload:
         cls, message: wire.Message, *, msg_id: str, settle: Settle, store: inbox.InboxStore
     ) -> Payload:
         return cls(
-            decode_body(message.body, msg_id), message.headers, msg_id=msg_id, settle=settle, store=store
+            decode_body(message.body, msg_id),
+            message.headers,
+            msg_id=msg_id,
+            settle=settle,
+            store=store,
+            raw_body=message.body,
         )
 
     @property
@@ -144,7 +155,7 @@ class Payload:
                 "The message has no cap-msg-id, dop-msg-id or message-id header: it cannot be saved."
             )
         else:
-            self.store.record(self.msg_id, self.headers, self.body)
+            self.store.record(self.msg_id, self.headers, storable.storable_body(self.body, self.raw_body))
         self.saved = True
         self.store.on_commit(self.ack)
 
@@ -169,7 +180,8 @@ def _message_id_or_none(headers: Mapping[str, Any]) -> str | None:
 
 
 def decode_body(raw: bytes, msg_id: str) -> Any:
-    """The JSON-decoded body; the text itself (with a warning) when it is not JSON or not UTF-8."""
+    """The JSON-decoded body; the text itself (with a warning) when it is not JSON, is nested too deep to
+    decode, or is not UTF-8. Never raises."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -182,6 +194,13 @@ def decode_body(raw: bytes, msg_id: str) -> Any:
         return text
     try:
         return json.loads(text)
+    except RecursionError:
+        logger.warning(
+            "Message %s has a JSON body nested too deep to decode: the callback gets the raw text",
+            msg_id,
+            extra={"action": "message_body_too_deep", "msg_id": msg_id},
+        )
+        return text
     except ValueError:
         logger.warning(
             "Message %s has a body that is not JSON: the callback gets the raw text",

@@ -13,7 +13,11 @@ from types import MappingProxyType
 from typing import Any
 
 SETTINGS_NAME = "DJANGO_OUTBOX_PATTERN"
-SECRET_KEYS = frozenset({"DEFAULT_STOMP_PASSCODE", "DEFAULT_STOMP_SSL_PASSWORD"})
+SECRET_KEYS = frozenset(
+    {"DEFAULT_STOMP_PASSCODE", "DEFAULT_STOMP_SSL_PASSWORD", "DEFAULT_RABBITMQ_MANAGEMENT_PASSWORD"}
+)
+URL_KEYS = frozenset({"DEFAULT_RABBITMQ_MANAGEMENT_URL"})  # may hold user:password@: masked when shown
+UNROUTABLE_POLICIES = ("hold", "send")
 
 NUMBER_RANGES: dict[str, tuple[type, float, float | None]] = {
     "DEFAULT_MAXIMUM_BACKOFF": (float, 0, None),
@@ -31,6 +35,8 @@ NUMBER_RANGES: dict[str, tuple[type, float, float | None]] = {
     "DEFAULT_CONNECT_TIMEOUT": (float, 0.001, None),
     "DEFAULT_RELAY_LEASE": (float, 1, None),
     "DEFAULT_RETRY_BASE_DELAY": (float, 0, None),
+    "DEFAULT_CONSUMER_STALL_THRESHOLD": (float, 1, None),
+    "DEFAULT_ROUTING_CHECK_INTERVAL": (float, 1, None),
 }
 BOOLS = {
     "DEFAULT_STOMP_USE_SSL",
@@ -55,6 +61,8 @@ OPTIONAL_STRINGS = {
     "DEFAULT_STOMP_CERT_FILE",
     "DEFAULT_STOMP_CA_CERTS",
     "DEFAULT_STOMP_SSL_PASSWORD",
+    "DEFAULT_RABBITMQ_MANAGEMENT_USERNAME",
+    "DEFAULT_RABBITMQ_MANAGEMENT_PASSWORD",
 }
 
 Problem = tuple[str, str, str]  # (key, message, hint)
@@ -106,6 +114,12 @@ def check_value(key: str, value: Any) -> str | None:
         return None if value is None or isinstance(value, str) else f"must be a string or None, got {value!r}"
     if key == "DEFAULT_STOMP_HOST_AND_PORTS":
         return _check_hosts(value)
+    if key == "DEFAULT_RABBITMQ_MANAGEMENT_URL":
+        ok = value is None or (isinstance(value, str) and value.startswith(("http://", "https://")))
+        return None if ok else f"must be None or an http(s):// URL, got {mask_url(str(value))!r}"
+    if key == "DEFAULT_UNROUTABLE_MESSAGES":
+        ok = value in UNROUTABLE_POLICIES
+        return None if ok else f"must be one of {', '.join(map(repr, UNROUTABLE_POLICIES))}, got {value!r}"
     if key == "DEFAULT_STOMP_HEARTBEATS":
         ok = isinstance(value, (list, tuple)) and len(value) == 2
         ok = ok and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
@@ -128,6 +142,20 @@ def check_value(key: str, value: Any) -> str | None:
             else f"must be an ssl.PROTOCOL_* constant, got {value!r}"
         )
     return None
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part replaced by ``********``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit(parts._replace(netloc=f"{parts.username}:********@{host}"))
+    except ValueError:
+        return "********"
 
 
 def _parses(value: str, kind: type) -> bool:

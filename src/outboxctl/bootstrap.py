@@ -85,7 +85,14 @@ def setup(
         settings.DJANGO_OUTBOX_PATTERN = merged
         conf.clear_cache()
     entry: dict[str, Any] = dict(connections.settings.get("default") or {})
-    for secret in (outbox.DEFAULT_STOMP_PASSCODE, outbox.DEFAULT_STOMP_SSL_PASSWORD, entry.get("PASSWORD")):
+    for secret in (
+        outbox.DEFAULT_STOMP_PASSCODE,
+        outbox.DEFAULT_STOMP_SSL_PASSWORD,
+        outbox.DEFAULT_RABBITMQ_MANAGEMENT_PASSWORD,
+        outbox.management_credentials[1],
+        _url_password(outbox.DEFAULT_RABBITMQ_MANAGEMENT_URL),
+        entry.get("PASSWORD"),
+    ):
         output.add_secret(secret)
     if database and entry.get("ENGINE", "") in ("", "django.db.backends.dummy"):
         raise config.ConfigFileError(
@@ -173,3 +180,14 @@ def _check_django_mapping(mapping: Any, module: str) -> None:
         raise config.ConfigFileError(
             f"django settings {module}: {conf.SETTINGS_NAME}[{key!r}] {message} ({hint})"
         )
+
+
+def _url_password(url: str | None) -> str | None:
+    """The password of a ``user:password@`` URL, to be masked in every line printed."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(url).password if url else None
+    except ValueError:
+        return None
+    return unquote(password) if password else None

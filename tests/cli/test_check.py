@@ -10,10 +10,11 @@ import pytest
 from django_outbox_pattern.ops import probes
 from outboxctl.commands.check import exit_code
 from outboxctl.exit_codes import ExitCode
+from tests.cli.factories import make_published
 from tests.support.tcpproxy import TcpProxy
 
 pytestmark = [pytest.mark.django_db, pytest.mark.broker]
-NAMES = ["configuration", "database", "migrations", "broker", "tls", "heartbeat", "send_receipt"]
+NAMES = ["configuration", "database", "migrations", "broker", "tls", "heartbeat", "send_receipt", "routing"]
 
 
 def free_port() -> int:
@@ -30,7 +31,9 @@ def test_all_checks_pass(cli, broker_available) -> None:
     assert [c["name"] for c in report["checks"]] == NAMES
     assert set(report["checks"][0]) == {"name", "status", "detail", "hint", "elapsed_ms", "unreachable"}
     statuses = {c["name"]: c["status"] for c in report["checks"]}
-    assert statuses == {**dict.fromkeys(NAMES, "pass"), "tls": "skip"}
+    assert statuses == {**dict.fromkeys(NAMES, "pass"), "tls": "skip", "routing": "skip"}
+    routing = next(c for c in report["checks"] if c["name"] == "routing")
+    assert "cannot tell: DEFAULT_RABBITMQ_MANAGEMENT_URL is not set" in routing["detail"]
     broker = next(c for c in report["checks"] if c["name"] == "broker")
     assert broker["elapsed_ms"] > 0 and "RabbitMQ" in broker["detail"]
     heartbeat = next(c for c in report["checks"] if c["name"] == "heartbeat")
@@ -114,3 +117,25 @@ def test_exit_code_priority() -> None:
         exit_code([result("b", "fail", "broker"), result("d", "fail", "database")])
         is ExitCode.DATABASE_UNAVAILABLE
     )
+
+
+def test_destinations_say_which_route_nowhere(cli, settings, unique_name) -> None:
+    try:
+        socket.create_connection(("127.0.0.1", 15672), timeout=1).close()
+    except OSError:
+        pytest.skip("RabbitMQ management API not enabled on 127.0.0.1:15672")
+    settings.DJANGO_OUTBOX_PATTERN = {
+        **settings.DJANGO_OUTBOX_PATTERN,
+        "DEFAULT_RABBITMQ_MANAGEMENT_URL": "http://127.0.0.1:15672",
+    }
+    make_published(2, destination=f"/topic/{unique_name}")
+    make_published(1, destination=f"/queue/{unique_name}")
+    result = cli("check", "--destinations", "--skip-broker", "--json")
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    lines = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert lines[f"/topic/{unique_name}"]["status"] == "fail"
+    assert "no queue bound to 'amq.topic'" in lines[f"/topic/{unique_name}"]["detail"]
+    assert lines[f"/queue/{unique_name}"]["status"] == "pass"
+    table = cli("check", "--skip-broker")
+    assert table.exit_code == ExitCode.CHECK_FAILED
+    assert "route to no queue" in table.stdout and "--destinations" in table.stdout

@@ -288,3 +288,11 @@ def test_django_settings_are_read_as_3x_read_them(cli, tmp_path: Path) -> None:
         assert config_json(cli)["settings"]["DEFAULT_STOMP_HEARTBEATS"]["value"] == [1234, 4321]
         write(tmp_path / "outboxctl.toml", "[broker]\nheartbeats = [3000, 3000]\n")
         assert config_json(cli)["settings"]["DEFAULT_STOMP_HEARTBEATS"]["value"] == [3000, 3000]
+
+
+def test_the_management_url_password_is_masked(cli) -> None:
+    env = {"OUTBOXCTL_DEFAULT_RABBITMQ_MANAGEMENT_URL": "http://ops:topsecret-pw@rabbit:15672"}
+    result = cli("config", "--json", env=env)
+    assert result.exit_code == 0, result.output
+    assert "topsecret-pw" not in result.output
+    assert "http://ops:********@rabbit:15672" in result.output

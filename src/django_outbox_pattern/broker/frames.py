@@ -54,9 +54,11 @@ class FrameEncoder:
             return "".join(f"{name}:{value}\n" for name, value in headers)
         return "".join(f"{escape(name)}:{escape(value)}\n" for name, value in headers)
 
-    def send(self, destination: str, body: str, headers: Mapping[str, str], receipt: str | None) -> bytes:
+    def send(
+        self, destination: str, body: str | bytes, headers: Mapping[str, str], receipt: str | None
+    ) -> bytes:
         """A SEND frame; ``destination``, ``receipt`` and ``content-length`` replace any such header."""
-        payload = body.encode("utf-8")
+        payload = body if isinstance(body, bytes) else body.encode("utf-8")
         fixed = {"destination": destination, "content-length": str(len(payload))}
         if receipt is not None:
             fixed["receipt"] = receipt

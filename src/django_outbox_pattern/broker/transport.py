@@ -216,7 +216,9 @@ class StompTransport:
             raise exceptions.ConnectionClosed(f"Not connected to the broker{reason}.")
         return self._conn
 
-    def send(self, destination: str, body: str, headers: wire.Headers, *, receipt: str | None = None) -> None:
+    def send(
+        self, destination: str, body: str | bytes, headers: wire.Headers, *, receipt: str | None = None
+    ) -> None:
         conn = self._require()
         with wrap_errors("send"):
             if receipt is None:

@@ -11,7 +11,11 @@
   with backoff on a *new* transport (the backoff starts over only once a connection stayed up for
   ``STABLE_CONNECTION_S``): messages of the old connection are never acked on the new one
   (they are dropped, the broker redelivers them, and the inbox skips those already saved).
-- What happens to each message (dedupe, retries, ACK/NACK) is ``handling.Processor``'s job.
+- What happens to each message (dedupe, retries, ACK/NACK) is ``handling.Processor``'s job; it settles
+  every message exactly once (settling.py).
+- The supervisor also watches the oldest message received and not yet settled: older than
+  ``DEFAULT_CONSUMER_STALL_THRESHOLD`` it logs ``consumer_stalled`` (once per message) and reports the age
+  to the observer (the ``outbox_consumer_oldest_unsettled_age_seconds`` metric, the health file).
 - ``stop()`` (safe from a signal handler) stops taking messages, lets the current callback finish within
   ``DEFAULT_CONSUMER_SHUTDOWN_TIMEOUT``, unsubscribes and disconnects; ``run()`` then returns.
 """
@@ -29,7 +33,7 @@ from collections.abc import Callable
 
 from django_outbox_pattern import conf, exceptions
 from django_outbox_pattern.broker import wire
-from django_outbox_pattern.consuming import handling, inbox, queues, worker
+from django_outbox_pattern.consuming import handling, inbox, queues, unsettled, worker
 from django_outbox_pattern.core import addressing, backoff
 from django_outbox_pattern.core import observer as observing
 
@@ -79,6 +83,7 @@ class Consumer:
         self._store = store or inbox.DatabaseInbox(settings=settings)
         self._headers = queues.subscribe_headers(settings, self.queue)
         self._subscription = f"dop-{uuid.uuid4().hex[:12]}"
+        self._unsettled = unsettled.Unsettled()
         self._transport: wire.Transport | None = None
         self._stopping = threading.Event()
         self._ready = threading.Event()
@@ -94,6 +99,7 @@ class Consumer:
             dead_letter_queue=addressing.dead_letter_queue(self.queue),
             stopping=self._stopping,
             count=self._count,
+            on_settled=lambda message, outcome: self._unsettled.remove(message),
         )
         self._worker = worker.Worker(
             processor=processor,
@@ -102,7 +108,7 @@ class Consumer:
             stopping=self._stopping,
             current=lambda: self._transport,
             queue_name=self.queue,
-            size=2 * addressing.prefetch_count(self._headers),  # 0: unbounded, as the prefetch
+            unsettled=self._unsettled,
         )
 
     def __repr__(self) -> str:
@@ -128,6 +134,10 @@ class Consumer:
     def stop(self) -> None:
         """Ask ``run()`` to finish; only sets an event, so it is safe from a signal handler."""
         self._stopping.set()
+
+    def oldest_unsettled_age(self) -> float:
+        """Seconds since the oldest message received on the current connection and not yet settled."""
+        return self._unsettled.oldest_age()
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait until the subscription is confirmed by the broker (True) or the timeout passes."""
@@ -228,6 +238,22 @@ class Consumer:
             if conn is None or not conn.is_connected():
                 raise exceptions.ConnectionClosed(f"Lost the broker connection ({_reason(conn, 'closed')}).")
             self._purge_if_due()
+            self._report_unsettled()
+
+    def _report_unsettled(self) -> None:
+        age = self._unsettled.oldest_age()
+        threshold = self._settings.DEFAULT_CONSUMER_STALL_THRESHOLD
+        observing.report(self._observer, "consumer_unsettled_age", age, threshold)
+        stalled = self._unsettled.newly_stalled(threshold)
+        if stalled is not None:
+            logger.warning(
+                "Consumer of %s has held message %s unsettled for %.0fs (threshold %gs): a stuck callback?",
+                self.queue,
+                stalled,
+                age,
+                threshold,
+                extra={"action": "consumer_stalled", "queue": self.queue, "age_s": round(age, 1)},
+            )
 
     def _purge_if_due(self) -> None:
         if time.monotonic() < self._next_purge:

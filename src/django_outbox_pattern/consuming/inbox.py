@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from django_outbox_pattern import conf, exceptions, wiring
 from django_outbox_pattern.choices import StatusChoice
+from django_outbox_pattern.consuming import storable
 from django_outbox_pattern.core import identity
 
 logger = logging.getLogger(__name__)
@@ -45,13 +46,14 @@ class DuplicateMessage(exceptions.OutboxError):
 def message_id(headers: Mapping[str, str]) -> str:
     """The message's identity: ``cap-msg-id``, else ``dop-msg-id``, else the broker's ``message-id``.
 
-    Ids longer than the column are replaced by a stable ``sha256:<hex>`` digest of themselves.
+    Ids longer than the column, or holding characters a database cannot store (NUL, lone surrogates), are
+    replaced by a stable ``sha256:<hex>`` digest of themselves.
     """
     for key in identity.IDENTITY_HEADERS:
         value = headers.get(key)
         if value:
-            if len(value) > MAX_MSG_ID_LENGTH:
-                return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
+            if len(value) > MAX_MSG_ID_LENGTH or not storable.is_storable_text(value):
+                return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
             return value
     raise exceptions.MessageDecodeError(
         f"The message has none of the headers {', '.join(identity.IDENTITY_HEADERS)}: "
@@ -104,11 +106,17 @@ class DatabaseInbox:
         return set(self.model.objects.filter(msg_id__in=list(msg_ids)).values_list("msg_id", flat=True))
 
     def record(self, msg_id: str, headers: Mapping[str, str], body: Any) -> None:
-        """Insert the ``Received`` row in the current transaction; ``DuplicateMessage`` if already there."""
+        """Insert the ``Received`` row in the current transaction; ``DuplicateMessage`` if already there.
+
+        ``body`` should come from ``storable.storable_body`` (``Payload.save()`` does that); headers are
+        escaped here where a database would reject them."""
         try:
             with transaction.atomic():  # a savepoint inside the caller's transaction
                 self.model.objects.create(
-                    msg_id=msg_id, headers=dict(headers), body=body, status=StatusChoice.SUCCEEDED
+                    msg_id=msg_id,
+                    headers=storable.storable_headers(headers),
+                    body=body,
+                    status=StatusChoice.SUCCEEDED,
                 )
         except IntegrityError as exc:  # msg_id is the only unique column that can collide
             raise DuplicateMessage(f"Message {msg_id!r} is already in the inbox: skipped.") from exc

@@ -1,11 +1,13 @@
 """The consumer's worker thread and the hand-off queue it reads (the supervisor is consumer.py).
 
-stomp.py's receiver thread only puts each MESSAGE on the hand-off queue (``receive()``, sized for the
-prefetch), so heartbeats keep flowing however long a callback takes. The worker takes the messages
-waiting (up to PRECHECK_MAX), looks up in one query which of them are in the inbox already, then hands
-them to ``handling.Processor`` one at a time. Messages of a connection that is no longer the current one
-are skipped: the broker redelivers them, and the inbox skips those already saved. ACKs are written in
-runs (``flush``), at the latest ACK_FLUSH_S after the first.
+stomp.py's receiver thread only puts each MESSAGE on the hand-off queue (``receive()``; unbounded: the
+broker's prefetch-count bounds it, and a message that did not fit would stay unacknowledged on a live
+connection for good), so heartbeats keep flowing however long a callback takes. Every message handed off is
+tracked as unsettled until the processor settles it (``unsettled.py``: the stall signal). The worker takes
+the messages waiting (up to PRECHECK_MAX), looks up in one query which of them are in the inbox already,
+then hands them to ``handling.Processor`` one at a time. Messages of a connection that is no longer the
+current one are skipped: the broker redelivers them, and the inbox skips those already saved. ACKs are
+written in runs (``flush``), at the latest ACK_FLUSH_S after the first.
 """
 
 from __future__ import annotations
@@ -17,9 +19,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from django_outbox_pattern import exceptions
 from django_outbox_pattern.broker import wire
-from django_outbox_pattern.consuming import handling, inbox
+from django_outbox_pattern.consuming import handling, inbox, settling, unsettled
 from django_outbox_pattern.core import observer as observing
 
 logger = logging.getLogger(__name__)
@@ -41,9 +42,10 @@ class Worker:
         stopping: threading.Event,
         current: Callable[[], wire.Transport | None],
         queue_name: str,
-        size: int,
+        unsettled: unsettled.Unsettled,
     ) -> None:
-        self.handoff: queue.Queue[tuple[wire.Transport, wire.Message]] = queue.Queue(maxsize=size)
+        self.handoff: queue.Queue[tuple[wire.Transport, wire.Message]] = queue.Queue()
+        self._unsettled = unsettled
         self._processor = processor
         self._store = store
         self._observer = observer
@@ -53,21 +55,15 @@ class Worker:
 
     def receive(self, source: wire.Transport, message: wire.Message) -> None:
         """Called on stomp.py's receiver thread: hand the message off, never block."""
-        try:
-            self.handoff.put_nowait((source, message))
-        except queue.Full:  # only if the broker ignored prefetch-count: it redelivers after a reconnect
-            logger.error(
-                "Hand-off queue of %s is full: message %s left unacknowledged",
-                self._queue,
-                message.headers.get("message-id", ""),
-                extra={"action": "consumer_handoff_overflowed", "queue": self._queue},
-            )
+        self._unsettled.add(message)
+        self.handoff.put_nowait((source, message))
 
     def drop_stale(self) -> None:
         """Forget what an old connection handed off (before a new connection starts receiving)."""
         with contextlib.suppress(queue.Empty):
             while True:
                 self.handoff.get_nowait()
+        self._unsettled.clear()
 
     def run(self) -> None:
         """Until stop: take what is waiting, check it for duplicates in one query, handle it in order."""
@@ -87,6 +83,7 @@ class Worker:
                     break
                 self._observer.heartbeat()
                 if source is not self._current():  # from a closed connection: the broker redelivers it
+                    self._unsettled.remove(message)
                     continue
                 self._handle(source, message)
                 if time.monotonic() - flushed >= ACK_FLUSH_S:  # slow callbacks: no ACK waits long
@@ -111,9 +108,10 @@ def flush(source: wire.Transport | None) -> None:
         return
     try:
         source.flush()
-    except exceptions.TransportError as exc:
+    except Exception as exc:  # the connection is suspect: closed, so the broker redelivers them
         logger.warning(
-            "Could not send ACKs (%s): the broker will redeliver those messages",
+            "Could not send ACKs (%s): closing the connection, the broker will redeliver those messages",
             exc,
             extra={"action": "consumer_ack_flush_failed"},
         )
+        settling.close(source)

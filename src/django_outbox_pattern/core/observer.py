@@ -15,7 +15,15 @@ from typing import Protocol, runtime_checkable
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MultiObserver", "NullObserver", "Observer", "shielded"]
+__all__ = ["OPTIONAL_EVENTS", "MultiObserver", "NullObserver", "Observer", "report", "shielded"]
+
+# Events added after the ``Observer`` protocol was published: optional, so observers written against it
+# keep working. Engines send them through ``report()``; observers that lack the method are skipped.
+#   consumer_unsettled_age(age_s, threshold_s): the consumer's oldest unsettled message is age_s old (0:
+#     none); over threshold_s (DEFAULT_CONSUMER_STALL_THRESHOLD) it counts as stalled
+#   destination_unroutable(destination, count, held): ``count`` rows of a destination no queue is bound
+#     to were held back (held=True) or sent anyway (DEFAULT_UNROUTABLE_MESSAGES = "send")
+OPTIONAL_EVENTS = ("consumer_unsettled_age", "destination_unroutable")
 
 
 @runtime_checkable
@@ -90,6 +98,12 @@ class NullObserver:
     def heartbeat(self) -> None:
         pass
 
+    def consumer_unsettled_age(self, age_s: float, threshold_s: float) -> None:
+        pass
+
+    def destination_unroutable(self, destination: str, count: int, held: bool) -> None:
+        pass
+
 
 class MultiObserver:
     """Forwards every event to each observer in turn; one that raises is logged and skipped."""
@@ -99,6 +113,8 @@ class MultiObserver:
 
     def _each(self, method: str, *args: object) -> None:
         for observer in self.observers:
+            if method in OPTIONAL_EVENTS and not hasattr(observer, method):
+                continue
             try:
                 getattr(observer, method)(*args)
             except Exception:
@@ -141,6 +157,29 @@ class MultiObserver:
 
     def heartbeat(self) -> None:
         self._each("heartbeat")
+
+    def consumer_unsettled_age(self, age_s: float, threshold_s: float) -> None:
+        self._each("consumer_unsettled_age", age_s, threshold_s)
+
+    def destination_unroutable(self, destination: str, count: int, held: bool) -> None:
+        self._each("destination_unroutable", destination, count, held)
+
+
+def report(observer: Observer, event: str, *args: object) -> None:
+    """Send one of the ``OPTIONAL_EVENTS`` to ``observer`` if it has that method (never raises)."""
+    method = getattr(observer, event, None)
+    if method is None:
+        return
+    try:
+        method(*args)
+    except Exception:
+        logger.warning(
+            "Observer %r failed in %s",
+            observer,
+            event,
+            exc_info=True,
+            extra={"action": "observer_failed", "observer": type(observer).__name__, "event": event},
+        )
 
 
 def shielded(observer: Observer | None) -> Observer:

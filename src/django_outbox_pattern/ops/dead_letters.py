@@ -37,7 +37,7 @@ _BROKER_HEADERS = frozenset(
         "receipt-id",
     }
 )
-_BROKER_PREFIXES = ("x-death", "x-first-death-", "x-last-death-")
+_BROKER_PREFIXES = ("x-death", "x-first-death-", "x-last-death-", "dop-dead-letter-")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -146,6 +146,15 @@ class OutboxMetrics:
         gauge = _factory(client.Gauge, self.registry)
         self.relay_up_gauge = gauge("outbox_relay_up", "1 while the relay is connected to the broker.")
         self.consumer_up_gauge = gauge("outbox_consumer_up", "1 while the consumer is subscribed.")
+        self.unsettled_age_gauge = gauge(
+            "outbox_consumer_oldest_unsettled_age_seconds",
+            "Age of the consumer's oldest message received and not yet acked or nacked (0 when none).",
+        )
+        self.unroutable_total = counter(
+            "outbox_messages_unroutable",
+            "Outbox rows of a destination no queue is bound to: held back, or sent anyway.",
+            ["destination", "action"],
+        )
         self.heartbeat_gauge = gauge(
             "outbox_last_heartbeat_timestamp_seconds",
             "Unix time of the relay's or consumer's last loop pass.",
@@ -201,6 +210,13 @@ class OutboxMetrics:
 
     def heartbeat(self) -> None:
         self.heartbeat_gauge.set_to_current_time()
+
+    def consumer_unsettled_age(self, age_s: float, threshold_s: float) -> None:
+        self.unsettled_age_gauge.set(age_s)
+
+    def destination_unroutable(self, destination: str, count: int, held: bool) -> None:
+        action = "held" if held else "sent"
+        self.unroutable_total.labels(destination=self._label(destination), action=action).inc(count)
 
 
 def render_backlog() -> str:

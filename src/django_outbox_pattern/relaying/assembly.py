@@ -22,7 +22,16 @@ from django.utils import timezone
 from django_outbox_pattern import conf, wiring
 from django_outbox_pattern.broker import wire
 from django_outbox_pattern.core import observer as observing
-from django_outbox_pattern.relaying import batches, housekeeping, liveness, outbox, producer, relay, store
+from django_outbox_pattern.relaying import (
+    batches,
+    housekeeping,
+    liveness,
+    outbox,
+    producer,
+    relay,
+    routing,
+    store,
+)
 
 
 def build_relay(
@@ -37,6 +46,7 @@ def build_relay(
     rng: random.Random | None = None,
     relay_id: str | None = None,
     max_body_bytes: int = producer.MAX_BODY_BYTES,
+    routing_gate: routing.RoutingGate | None = None,
 ) -> relay.Relay:
     """A relay on ``settings`` (default: Django's). Without ``outbox_store`` it relays the database table
     of DEFAULT_PUBLISHED_CLASS (with the NOTIFY listener when DEFAULT_RELAY_NOTIFY is on); without
@@ -76,6 +86,7 @@ def build_relay(
         rng=rng,
         notifier=notifier,
         heartbeat=heartbeat,
+        routing_gate=routing_gate or routing.build_gate(s, shielded),
     )
     if stomp is not None:  # DEFAULT_PRODUCER_LISTENER_CLASS, registered on every connection (as 3.x)
         listener_class = conf.import_object(s.DEFAULT_PRODUCER_LISTENER_CLASS)

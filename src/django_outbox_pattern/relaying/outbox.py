@@ -64,6 +64,11 @@ class Outbox(Protocol):
         """Never sent (the connection went first): due again at once, attempts unchanged."""
         ...
 
+    def hold(self, ids: Sequence[Any], *, token: str, reason: str, available_at: datetime.datetime) -> int:
+        """Not sent on purpose (no queue bound to the destination): attempts unchanged, ``last_error`` says
+        why, due again at ``available_at``."""
+        ...
+
     def dead_letter_expired(self, *, now: datetime.datetime, reason: str) -> int:
         """Every SCHEDULE row past ``expires_at`` and not leased right now becomes FAILED."""
         ...

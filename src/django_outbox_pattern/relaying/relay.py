@@ -37,7 +37,7 @@ from django.utils import timezone
 from django_outbox_pattern import conf, exceptions, tracing
 from django_outbox_pattern.core import backoff
 from django_outbox_pattern.core import observer as observing
-from django_outbox_pattern.relaying import batches, housekeeping, liveness, outbox, producer
+from django_outbox_pattern.relaying import batches, housekeeping, liveness, outbox, producer, routing
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +79,10 @@ class Relay:
         rng: random.Random | None = None,
         notifier: Notifier | None = None,
         heartbeat: liveness.Heartbeat | None = None,
+        routing_gate: routing.RoutingGate | None = None,
     ) -> None:
         self.store = store
+        self.routing_gate = routing_gate  # None: every row is sent (no management API configured)
         self.producer = producer
         self.batches = batches
         self.housekeeper = housekeeper
@@ -232,15 +234,21 @@ class Relay:
         chunk = self.settings.DEFAULT_PUBLISHED_CHUNK_SIZE
         self._draining = False
         rows = self.store.claim(token, limit=chunk, now=now, lease_until=lease_until)
+        claimed = len(rows)
+        if rows and self.routing_gate is not None:  # rows no queue would receive are held, not sent
+            rows, held = self.routing_gate.partition(rows)
+            for reason, group in held.items():
+                due = self.routing_gate.retry_at(now)
+                self.store.hold([row.id for row in group], token=token, reason=reason, available_at=due)
         if rows:  # sent before older batches are landed, so the broker always has the next one queued
             with tracing.relay_batch_span([row.headers for row in rows]):
                 self._in_flight.append(self.batches.launch(rows, token, started))
-        self._draining = len(rows) >= chunk
+        self._draining = claimed >= chunk
         # Land the oldest batches, whose receipts came meanwhile; when no full batch is right behind them,
         # land every one: none is left waiting.
         while len(self._in_flight) > (IN_FLIGHT_BATCHES if self._draining else 0):
             self._land(self._in_flight.popleft())
-        return len(rows)
+        return claimed
 
     def _land_in_flight(self) -> None:
         """Land every batch in flight, oldest first."""

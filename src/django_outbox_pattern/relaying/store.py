@@ -226,6 +226,14 @@ class OutboxStore:
         with wrap_errors("release unsent rows"):
             return self._leased(ids, token).update(available_at=now, locked_by="")
 
+    def hold(self, ids: Sequence[Any], *, token: str, reason: str, available_at: datetime.datetime) -> int:
+        """Rows not sent on purpose (no queue bound to their destination): still SCHEDULE, attempts
+        unchanged, ``last_error`` says why, due again at ``available_at``."""
+        if not ids:
+            return 0
+        with wrap_errors("hold unroutable rows"):
+            return self._leased(ids, token).update(last_error=reason, available_at=available_at, locked_by="")
+
     def _leased(self, ids: Sequence[Any], token: str) -> models.QuerySet[AbstractPublished]:
         # Only while our lease holds: a row whose lease ran out may belong to another relay by now.
         return self._rows().filter(id__in=ids, locked_by=token, status=StatusChoice.SCHEDULE)

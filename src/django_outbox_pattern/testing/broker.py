@@ -59,17 +59,20 @@ class MemoryBroker:
     def messages(self, destination: str) -> list[wire.Message]:
         """Messages waiting (not delivered) on a destination."""
         with self.lock:
-            return list(self.queues[destination])
+            return list(self.queues[queue_key(destination)])
 
     def publish(
-        self, destination: str, body: str, headers: dict[str, str], *, redelivered: bool = False
+        self, destination: str, body: str | bytes, headers: dict[str, str], *, redelivered: bool = False
     ) -> None:
+        """Put a message on a destination (``/amq/queue/x`` is the queue ``/queue/x``, as on RabbitMQ)."""
+        destination = queue_key(destination)
+        raw = body if isinstance(body, bytes) else body.encode("utf-8")
         with self.lock:
             n = next(self._ids)
             full = {**headers, "destination": destination, "message-id": f"mem-{n}", "ack": f"mem-{n}"}
             if redelivered:
                 full["redelivered"] = "true"
-            self.queues[destination].append(wire.Message(headers=full, body=body.encode("utf-8")))
+            self.queues[destination].append(wire.Message(headers=full, body=raw))
             self.dispatch()
 
     def dispatch(self) -> None:
@@ -107,7 +110,7 @@ class MemoryBroker:
                 else:
                     dlq = sub.headers.get("x-dead-letter-routing-key")
                     if dlq:
-                        self.publish(f"/queue/{dlq}", message.body.decode("utf-8", "replace"), headers)
+                        self.publish(f"/queue/{dlq}", message.body, headers)
             self.dispatch()
 
     def drop_subscriptions_of(self, conn: MemoryTransport) -> None:
@@ -119,6 +122,15 @@ class MemoryBroker:
                     headers = {**message.headers, "redelivered": "true"}
                     self.queues[sub.destination].appendleft(wire.Message(headers=headers, body=message.body))
             self.dispatch()
+
+
+def queue_key(destination: str) -> str:
+    """``/amq/queue/x`` and ``/queue/x`` name the same queue."""
+    return (
+        "/queue/" + destination[len("/amq/queue/") :]
+        if destination.startswith("/amq/queue/")
+        else destination
+    )
 
 
 class MemoryTransport:
@@ -168,14 +180,17 @@ class MemoryTransport:
         if not self.is_connected():
             raise exceptions.ConnectionClosed("Not connected to the in-memory broker.")
 
-    def send(self, destination: str, body: str, headers: wire.Headers, *, receipt: str | None = None) -> None:
+    def send(
+        self, destination: str, body: str | bytes, headers: wire.Headers, *, receipt: str | None = None
+    ) -> None:
         self._require()
         reason = self.broker.reject_destinations.get(destination)
         if reason is not None:
             self.close_abruptly(reason)
             return
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
         with self.broker.lock:
-            self.broker.sent.append(SentMessage(destination, body, dict(headers)))
+            self.broker.sent.append(SentMessage(destination, text, dict(headers)))
         self.broker.publish(destination, body, dict(headers))
         if receipt is not None and not self.broker.withhold_receipts:
             with self._cond:
@@ -205,7 +220,8 @@ class MemoryTransport:
         with self.broker.lock:
             if destination.startswith("/queue/") and "x-dead-letter-routing-key" in headers:
                 self.broker.dead_letter_keys[destination] = headers["x-dead-letter-routing-key"]
-            self.broker.subscriptions.append(_Subscription(self, subscription_id, destination, headers, ack))
+            sub = _Subscription(self, subscription_id, queue_key(destination), headers, ack)
+            self.broker.subscriptions.append(sub)
         if receipt is not None:
             with self._cond:
                 self._receipts.add(receipt)

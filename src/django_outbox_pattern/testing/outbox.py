@@ -160,6 +160,13 @@ class MemoryOutbox:
                 row.available_at, row.locked_by = now, ""
             return len(rows)
 
+    def hold(self, ids: Sequence[Any], *, token: str, reason: str, available_at: datetime.datetime) -> int:
+        with self._lock:
+            rows = self._leased(ids, token)
+            for row in rows:
+                row.available_at, row.locked_by, row.last_error = available_at, "", reason
+            return len(rows)
+
     def _leased(self, ids: Sequence[Any], token: str) -> list[MemoryRow]:
         rows = (self.rows.get(i) for i in ids)
         return [

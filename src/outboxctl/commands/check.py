@@ -24,6 +24,14 @@ def check(
         bool, typer.Option("--skip-database", help="Do not check the database.")
     ] = False,
     skip_broker: Annotated[bool, typer.Option("--skip-broker", help="Do not check the broker.")] = False,
+    destinations: Annotated[
+        bool,
+        typer.Option(
+            "--destinations",
+            help="One line per destination with pending or recent rows: does RabbitMQ route it to a "
+            "queue? Needs DEFAULT_RABBITMQ_MANAGEMENT_URL (else: cannot tell).",
+        ),
+    ] = False,
     timeout: Annotated[
         float | None,
         typer.Option(
@@ -38,7 +46,8 @@ def check(
         typer.Option(
             "--liveness",
             help="Only check the heartbeat file (--health-file) of a running relay or consumer: exit 0 "
-            "fresh, 5 stale or missing. Needs no settings.",
+            "fresh, 5 stale or missing, or a consumer holding a message unsettled longer than "
+            "DEFAULT_CONSUMER_STALL_THRESHOLD. Needs no settings.",
         ),
     ] = False,
     readiness: Annotated[
@@ -59,7 +68,9 @@ def check(
     """Check the configuration, the database and its migrations, and the broker.
 
     The broker checks: STOMP CONNECT (timed), heart-beat negotiation, a SEND with receipt to a throwaway
-    topic and its delivery back, and TLS when configured.
+    topic and its delivery back, and TLS when configured. The routing line asks RabbitMQ's management API
+    whether every destination with pending or recent rows reaches a queue (skipped when
+    DEFAULT_RABBITMQ_MANAGEMENT_URL is not set); --destinations shows one line per destination.
 
     Exit code: 0 all passed; 4 the database is unreachable; else 3 the broker is unreachable; else 5 any
     other check failed; 2 the configuration cannot be loaded at all. Usable as a readiness probe.
@@ -69,6 +80,7 @@ def check(
       outboxctl check
       outboxctl check --json --timeout 3
       outboxctl check --skip-database --show-config
+      outboxctl check --destinations
       outboxctl check --liveness --health-file /tmp/relay.alive --max-age 30
       outboxctl check --readiness --timeout 3
     """
@@ -90,6 +102,7 @@ def check(
     from django_outbox_pattern.ops import diagnostics
 
     results = diagnostics.run_checks(resolved.outbox, database=not skip_database, broker=not skip_broker)
+    results.extend(_routing(resolved.outbox, results, each=destinations, database=not skip_database))
     code = exit_code(results)
     if as_json:
         report: dict[str, Any] = {
@@ -105,6 +118,19 @@ def check(
             config.render(config.describe(resolved))
         _render(results)
     raise typer.Exit(int(code))
+
+
+def _routing(settings: Any, results: list[Any], *, each: bool, database: bool) -> list[Any]:
+    from django_outbox_pattern.ops import probes, routes
+
+    if not database:
+        return []
+    if any(r.unreachable == "database" for r in results):
+        return [probes.CheckResult("routing", "skip", "needs the database")]
+    try:
+        return routes.check_results(settings, each=each)
+    except Exception as exc:  # the outbox table may be missing (migrations): reported by that line
+        return [probes.CheckResult("routing", "skip", f"cannot read the outbox: {exc}")]
 
 
 def exit_code(results: list[Any]) -> ExitCode:
