@@ -8,10 +8,13 @@
   accepted for compatibility: callbacks always run on this worker, never on the receiver thread.
 - The supervisor (``run()``) declares ``DLQ.<queue>`` on a short-lived connection (frames that
   subscription receives are requeued when it closes), connects, subscribes with ``client-individual``
-  acks, watches the connection and deletes old inbox rows. When the connection is lost it reconnects
-  with backoff on a *new* transport (the backoff starts over only once a connection stayed up for
-  ``STABLE_CONNECTION_S``): messages of the old connection are never acked on the new one
-  (they are dropped, the broker redelivers them, and the inbox skips those already saved).
+  acks, watches the connection and deletes old inbox rows. Once a durable queue is declared and bound, a
+  reconnect subscribes to ``/amq/queue/<queue>`` (no declaration, no binding): in a cluster with a hung
+  node, declaring and binding wait for that node (RabbitMQ's metadata transactions), consuming does not.
+  If the queue is gone meanwhile (``not_found``), the next attempt declares everything again. When the
+  connection is lost it reconnects with backoff on a *new* transport (the backoff starts over only once
+  a connection stayed up for ``STABLE_CONNECTION_S``): messages of the old connection are never acked
+  on the new one (they are dropped, the broker redelivers them, and the inbox skips those already saved).
 - What happens to each message (dedupe, retries, ACK/NACK) is ``handling.Processor``'s job.
 - ``stop()`` (safe from a signal handler) stops taking messages, lets the current callback finish within
   ``DEFAULT_CONSUMER_SHUTDOWN_TIMEOUT``, unsubscribes and disconnects; ``run()`` then returns.
@@ -30,7 +33,7 @@ import uuid
 from collections.abc import Callable
 
 from django_outbox_pattern import conf, exceptions
-from django_outbox_pattern.broker import transport
+from django_outbox_pattern.broker import hosts, transport
 from django_outbox_pattern.consuming import handling, inbox, queues
 from django_outbox_pattern.core import backoff
 from django_outbox_pattern.ops import observability
@@ -42,6 +45,9 @@ WATCH_INTERVAL_S = 0.25  # how often the supervisor checks the connection
 # SUBSCRIBE and then closes the connection (a queue declared with other arguments) must not cause a tight
 # reconnect loop.
 STABLE_CONNECTION_S = 10.0
+# A subscription that stayed up this long declared its queue for good (RabbitMQ sends a RECEIPT, then an
+# ERROR for a queue declared with other arguments): later reconnects subscribe to /amq/queue/<queue>.
+DECLARED_AFTER_S = 2.0
 WORKER_POLL_S = 0.2  # how long the worker waits for a message before checking for stop
 PRECHECK_MAX = 50  # messages the worker takes from the hand-off queue per duplicate check (one query)
 ACK_FLUSH_S = 0.05  # longest an ACK waits for the end of its run of messages (then all go in one write)
@@ -95,6 +101,7 @@ class Consumer:
         self._counts = ConsumerStats()
         self._next_purge = 0.0
         self._subscribed_before = False
+        self._declared = False  # the queue and its binding exist (see DECLARED_AFTER_S)
         self._processor = handling.Processor(
             callback,
             settings=settings,
@@ -169,25 +176,43 @@ class Consumer:
             self._shutdown(worker)
 
     def _open(self) -> None:
-        """Declare the DLQ, then connect a new transport and subscribe to the destination."""
+        """Declare the DLQ, then connect a new transport and subscribe to the destination (on a reconnect,
+        to the queue already declared, when it outlives connections)."""
         self._close_transport()
-        self._declare_dead_letter_queue()
+        resume = _resume_headers(self._headers) if self._declared else None
+        if resume is None:
+            self._declare_dead_letter_queue()
         conn = self._new_transport()
         conn.set_message_handler(functools.partial(self._receive, conn))
         self._drop_stale()
         self._transport = conn
         conn.connect()
-        self._subscribe(conn, self.destination, self._subscription, self._headers)
+        if resume is None:
+            self._subscribe(conn, self.destination, self._subscription, self._headers)
+        else:
+            try:
+                self._subscribe(conn, f"/amq/queue/{self.queue}", self._subscription, resume)
+            except exceptions.BrokerRejected:
+                if "not_found" in str(getattr(conn, "last_error", None) or ""):
+                    self._declared = False  # the queue was deleted: declare it again
+                raise
         if self._subscribed_before:
             self._count("reconnects")
         self._subscribed_before = True
         self._ready.set()
         self._observer.consumer_up(True)
+        broker = hosts.address_of(conn)
         logger.info(
-            "Consuming %s from queue %s",
+            "Consuming %s from queue %s at %s",
             self.destination,
             self.queue,
-            extra={"action": "consumer_subscribed", "queue": self.queue, "destination": self.destination},
+            broker,
+            extra={
+                "action": "consumer_subscribed",
+                "queue": self.queue,
+                "destination": self.destination,
+                "broker": broker,
+            },
         )
 
     def _declare_dead_letter_queue(self) -> None:
@@ -215,9 +240,12 @@ class Consumer:
     def _watch(self) -> None:
         """Return on stop(); raise ConnectionClosed when the broker connection drops."""
         conn = self._transport
+        declared_at = time.monotonic() + DECLARED_AFTER_S
         while not self._stopping.wait(WATCH_INTERVAL_S):
             if conn is None or not conn.is_connected():
                 raise exceptions.ConnectionClosed(f"Lost the broker connection ({_reason(conn, 'closed')}).")
+            if not self._declared and time.monotonic() >= declared_at:
+                self._declared = True
             self._purge_if_due()
 
     def _purge_if_due(self) -> None:
@@ -330,6 +358,17 @@ def _reason(conn: transport.Transport | None, default: str) -> str:
     if "precondition_failed" in reason:
         reason += "; the queue exists with other arguments: delete it or use another queue_name"
     return reason
+
+
+def _resume_headers(headers: transport.Headers) -> dict[str, str] | None:
+    """SUBSCRIBE headers for ``/amq/queue/<queue>`` after a reconnect, or None when the queue may not
+    outlive a connection (exclusive, auto-delete or not durable: declare it again)."""
+    lowered = {key.lower(): str(value).lower() for key, value in headers.items()}
+    if lowered.get("exclusive") == "true" or lowered.get("auto-delete") == "true":
+        return None
+    if lowered.get("durable") != "true":
+        return None
+    return {key: value for key, value in headers.items() if key.lower() == "prefetch-count"}
 
 
 def _prefetch(headers: transport.Headers) -> int:
