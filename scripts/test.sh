@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: lint and types, unit and CLI tests, integration tests on SQLite, PostgreSQL and
-# MariaDB against the real RabbitMQ, then the fault-injection suite. Starts (or installs) what it needs.
+# MariaDB against the real RabbitMQ, then the fault-injection suite, then the tests that need a three-node
+# RabbitMQ cluster (tests marked `cluster`, in a stage of their own). Starts (or installs) what it needs.
 #
 #   bash scripts/test.sh                 everything
 #   bash scripts/test.sh -k relay        extra arguments go to every pytest run
@@ -68,7 +69,9 @@ else
   echo "(no Python >= 3.12 here: the newest-Django stage is skipped; this run tests $(python -m django --version))"
 fi
 if [ -d tests/faults ]; then
-  stage "faults (postgres)" pytest_run postgres faults tests/faults "$@"
+  stage "faults (postgres)" pytest_run postgres faults -m "not cluster" tests/faults "$@"
+  # Three private RabbitMQ nodes started by the tests' own fixture (~20 s), then nodes frozen and killed.
+  stage "cluster (postgres)" pytest_run postgres cluster -m cluster tests/faults "$@"
 fi
 
 if [ $failed -ne 0 ]; then echo "SOME STAGES FAILED (see !!! lines above)"; else echo "ALL STAGES PASSED"; fi
