@@ -42,9 +42,9 @@ class OutboxSettings:
         default_factory=lambda: _DEFAULT_QUEUE_HEADERS
     )
     # The spec's default was (10000, 10000): a hung broker node (SIGSTOP, a stalled VM) is noticed only by
-    # missing heart-beats, after 1.5 x the receive interval. 4 s notices it within 6 s, so the relay and the
+    # missing heart-beats, after 1.5 x the receive interval. 3 s notices it within 4.5 s, so the relay and the
     # consumer move to another node of DEFAULT_STOMP_HOST_AND_PORTS within 10 s (docs/cluster.md).
-    DEFAULT_STOMP_HEARTBEATS: tuple[int, int] = (4000, 4000)
+    DEFAULT_STOMP_HEARTBEATS: tuple[int, int] = (3000, 3000)
     DEFAULT_STOMP_VHOST: str = "/"
     DEFAULT_STOMP_USERNAME: str = "guest"
     DEFAULT_STOMP_PASSCODE: str = dataclasses.field(default="guest", repr=False)

@@ -17,7 +17,7 @@ SPEC_DEFAULTS = {
     "DEFAULT_WAIT_RETRY": 60,
     "DEFAULT_PRODUCER_LISTENER_CLASS": "django_outbox_pattern.listeners.ProducerListener",
     "DEFAULT_STOMP_HOST_AND_PORTS": (("127.0.0.1", 61613),),
-    "DEFAULT_STOMP_HEARTBEATS": (4000, 4000),  # the spec said (10000, 10000): see conf.py
+    "DEFAULT_STOMP_HEARTBEATS": (3000, 3000),  # the spec said (10000, 10000): see conf.py
     "DEFAULT_STOMP_VHOST": "/",
     "DEFAULT_STOMP_USERNAME": "guest",
     "DEFAULT_STOMP_PASSCODE": "guest",
