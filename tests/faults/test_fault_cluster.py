@@ -2,8 +2,8 @@
 
 Three relays and three consumers (real processes) run against every node of the cluster
 (``DEFAULT_STOMP_HOST_AND_PORTS`` lists all three) on PostgreSQL while a writer keeps adding outbox rows.
-One node after another is frozen for 20 s (SIGSTOP), killed (SIGKILL) and restarted, stopped cleanly and
-restarted, frozen again. After each fault the test measures how long each process that was on that node
+One node after another is frozen for 20 s (SIGSTOP), frozen again, killed (SIGKILL) and restarted,
+stopped cleanly and restarted. After each fault the test measures how long each process that was on that node
 took to connect to another node, and the longest time in which no message was applied; both must stay
 within 10 s. At the end every outbox row is published and applied exactly once, and the dead-letter queue
 is empty.
@@ -168,18 +168,18 @@ def test_nodes_frozen_killed_and_stopped_one_after_another(
         lead = leader(rabbit_three, cluster.queue)
         return busiest([node for node in rabbit_three.nodes if node is not lead], procs)
 
-    faults = [inject("freeze", rabbit_three, cluster, follower())]
+    # The freezes come first, while the processes are spread (a kill and a stop gather them on fewer nodes).
+    faults = [inject("freeze", rabbit_three, cluster, follower()) for _ in range(2)]
     faults.append(inject("kill", rabbit_three, cluster, leader(rabbit_three, cluster.queue)))
     faults.append(inject("stop", rabbit_three, cluster))
-    faults.append(inject("freeze", rabbit_three, cluster, follower()))
     for fault in faults:
         say(f"fault {fault.line()}")
     healthy = rabbit_three.nodes[0]
     books = settle(cluster, healthy)
     assert rabbit_three.queue_info(f"DLQ.{cluster.queue}").get("type") == "quorum"
     report(len(faults), books)
-    assert sum(fault.victims for fault in faults) >= 3, [fault.line() for fault in faults]
+    assert faults[0].victims and sum(f.victims for f in faults[2:]) >= 2, [f.line() for f in faults]
     for fault in faults:
         assert len(fault.moved) == fault.victims, fault.line()
-        assert max(fault.moved.values()) <= RESUME_LIMIT_S, fault.line()
+        assert max(fault.moved.values(), default=0.0) <= RESUME_LIMIT_S, fault.line()
         assert fault.stall_s <= RESUME_LIMIT_S, fault.line()
