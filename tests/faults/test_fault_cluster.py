@@ -2,11 +2,11 @@
 
 Three relays and three consumers (real processes) run against every node of the cluster
 (``DEFAULT_STOMP_HOST_AND_PORTS`` lists all three) on PostgreSQL while a writer keeps adding outbox rows.
-One node after another is frozen for 20 s (SIGSTOP), frozen again, killed (SIGKILL) and restarted,
-stopped cleanly and restarted. After each fault the test measures how long each process that was on that node
-took to connect to another node, and the longest time in which no message was applied; both must stay
-within 10 s. At the end every outbox row is published and applied exactly once, and the dead-letter queue
-is empty.
+One node after another is frozen for 20 s (SIGSTOP; twice, when processes are still spread after the
+first), killed (SIGKILL) and restarted, stopped cleanly and restarted. After each fault the test measures
+how long each process that was on that node took to connect to another node, and the longest time in
+which no message was applied; both must stay within 10 s. At the end every outbox row is published and
+applied exactly once, and the dead-letter queue is empty.
 
 The node frozen is the busiest one that does not lead the consumer's quorum queue; the node killed is the
 leader (a dead node is noticed at once: a new leader within a second or so). A *hung* leader is a broker
@@ -168,8 +168,12 @@ def test_nodes_frozen_killed_and_stopped_one_after_another(
         lead = leader(rabbit_three, cluster.queue)
         return busiest([node for node in rabbit_three.nodes if node is not lead], procs)
 
-    # The freezes come first, while the processes are spread (a kill and a stop gather them on fewer nodes).
-    faults = [inject("freeze", rabbit_three, cluster, follower()) for _ in range(2)]
+    # The freezes come first, while the processes are spread (a kill and a stop gather them on fewer nodes);
+    # a second one only if a node other than the leader still serves processes.
+    faults = [inject("freeze", rabbit_three, cluster, follower())]
+    node = follower()
+    if any(port_of(p) == node.stomp_port for p in procs):
+        faults.append(inject("freeze", rabbit_three, cluster, node))
     faults.append(inject("kill", rabbit_three, cluster, leader(rabbit_three, cluster.queue)))
     faults.append(inject("stop", rabbit_three, cluster))
     for fault in faults:
@@ -178,7 +182,7 @@ def test_nodes_frozen_killed_and_stopped_one_after_another(
     books = settle(cluster, healthy)
     assert rabbit_three.queue_info(f"DLQ.{cluster.queue}").get("type") == "quorum"
     report(len(faults), books)
-    assert faults[0].victims and sum(f.victims for f in faults[2:]) >= 2, [f.line() for f in faults]
+    assert faults[0].victims and faults[-1].victims, [f.line() for f in faults]
     for fault in faults:
         assert len(fault.moved) == fault.victims, fault.line()
         assert max(fault.moved.values(), default=0.0) <= RESUME_LIMIT_S, fault.line()
