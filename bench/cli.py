@@ -3,6 +3,7 @@
 python -m bench                      full run (< 15 min on 2 cores)
 python -m bench --quick              reduced counts (< 2 min), relay and consumer on PostgreSQL only
 python -m bench --only relay,write   some scenarios: relay scaling latency consumer write memory
+python -m bench --only cluster       4+4 and 1+1 processes on a RabbitMQ cluster (services.sh cluster up)
 python -m bench --db postgres        some databases (relay and consumer scenarios)
 python -m bench --repeat 5 --json out.json --profile var/bench/profiles
 """
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from bench import consumer, latency, machine, memory, params, relay, results, table, write
+from bench import cluster, consumer, latency, machine, memory, params, relay, results, table, write
 from bench.context import Context
 from bench.procs import LOG_DIR, ROOT, BenchError
 
@@ -33,6 +34,7 @@ RUNNERS: dict[str, Callable[[Context, results.Figures], None]] = {
     "consumer": consumer.run,
     "write": write.run,
     "memory": memory.run,
+    "cluster": cluster.run,
 }
 # scaling, latency, write and memory always run on PostgreSQL (issue 6); --db picks relay/consumer databases.
 
@@ -57,9 +59,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        type=lambda v: _csv(v, params.SCENARIOS, "scenario"),
+        type=lambda v: _csv(v, params.SCENARIOS + params.OPTIONAL_SCENARIOS, "scenario"),
         default=params.SCENARIOS,
-        help=f"comma-separated scenarios ({', '.join(params.SCENARIOS)})",
+        help=f"comma-separated scenarios ({', '.join(params.SCENARIOS)}; "
+        f"optional: {', '.join(params.OPTIONAL_SCENARIOS)})",
     )
     parser.add_argument(
         "--db",
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             f"[yellow]load average {load_start[0]}: other processes are busy, figures will be noisy[/yellow]"
         )
     try:
-        for name in params.SCENARIOS:
+        for name in params.SCENARIOS + params.OPTIONAL_SCENARIOS:
             if name not in args.only:
                 continue
             scenario_started = time.monotonic()
