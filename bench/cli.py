@@ -3,6 +3,7 @@
 python -m bench                      full run (< 15 min on 2 cores)
 python -m bench --quick              reduced counts (< 2 min), relay and consumer on PostgreSQL only
 python -m bench --only relay,write   some scenarios: e2e relay recovery scaling latency consumer write memory
+python -m bench --only cluster       4+4 and 1+1 processes on a RabbitMQ cluster (services.sh cluster up)
 python -m bench --db postgres        some databases (relay and consumer scenarios)
 python -m bench --repeat 5 --json out.json --profile var/bench/profiles
 """
@@ -22,6 +23,7 @@ from typing import IO
 
 from bench import (
     chart,
+    cluster,
     consumer,
     e2e,
     latency,
@@ -48,6 +50,7 @@ RUNNERS: dict[str, Callable[[Context, results.Figures], None]] = {
     "consumer": consumer.run,
     "write": write.run,
     "memory": memory.run,
+    "cluster": cluster.run,
 }
 # e2e, recovery, scaling, latency, write and memory always run on PostgreSQL (issue 6); --db picks the
 # databases of the relay and consumer scenarios.
@@ -73,9 +76,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        type=lambda v: _csv(v, params.SCENARIOS, "scenario"),
+        type=lambda v: _csv(v, params.SCENARIOS + params.OPTIONAL_SCENARIOS, "scenario"),
         default=params.SCENARIOS,
-        help=f"comma-separated scenarios ({', '.join(params.SCENARIOS)})",
+        help=f"comma-separated scenarios ({', '.join(params.SCENARIOS)}; "
+        f"optional: {', '.join(params.OPTIONAL_SCENARIOS)})",
     )
     parser.add_argument(
         "--db",
@@ -136,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             f"[yellow]load average {load_start[0]}: other processes are busy, figures will be noisy[/yellow]"
         )
     try:
-        for name in params.SCENARIOS:
+        for name in params.SCENARIOS + params.OPTIONAL_SCENARIOS:
             if name not in args.only:
                 continue
             scenario_started = time.monotonic()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 SCENARIOS = ("e2e", "relay", "recovery", "scaling", "latency", "consumer", "write", "memory")
+OPTIONAL_SCENARIOS = ("cluster",)  # needs `services.sh cluster up`: only with --only cluster
 DATABASES = ("postgres", "mysql", "sqlite")
 QUICK_DATABASES = ("postgres",)  # --quick without --db: relay and consumer on PostgreSQL only
 
@@ -25,6 +26,7 @@ class Params:
     # Runs of the large backlog. Peak RSS varies by well under 1 MB between runs, and one 200,000-row drain
     # takes minutes, so the large backlog runs once by default; the small one runs `repeat` times.
     memory_large_repeat: int = 1
+    cluster_rows: int = 10_000  # rows per run of the cluster scenario (1+1 and 4+4 processes)
     body_bytes: int = 200
     poll_s: float = 1.0  # DEFAULT_PRODUCER_WAITING_TIME of the latency runs (the spec's default)
 
@@ -45,6 +47,7 @@ QUICK = Params(
     prefetch=100,
     write_rows=400,
     memory_rows=(1_000, 10_000),
+    cluster_rows=2_000,
 )
 FULL = Params(
     mode="full",

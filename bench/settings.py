@@ -5,6 +5,8 @@ BENCH_NOTIFY: 1 turns DEFAULT_RELAY_NOTIFY on. BENCH_POLL: DEFAULT_PRODUCER_WAIT
 BENCH_CHUNK: DEFAULT_PUBLISHED_CHUNK_SIZE. BENCH_PREFETCH: prefetch-count of consumer subscriptions.
 BENCH_QUEUE_EXPIRES_MS: x-expires of the queues consumers declare, so benchmark queues clean themselves up.
 BENCH_CONN_MAX_AGE: Django's CONN_MAX_AGE (default 0, Django's own default).
+BENCH_STOMP_HOSTS: ``host:port[,host:port...]`` brokers (the cluster scenario), instead of OUTBOX_STOMP_PORT.
+BENCH_QUEUE_TYPE: ``x-queue-type`` of the queues consumers declare (the cluster scenario: quorum).
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ _queue_headers = {
 }
 if os.environ.get("BENCH_QUEUE_EXPIRES_MS"):
     _queue_headers["x-expires"] = os.environ["BENCH_QUEUE_EXPIRES_MS"]
+if os.environ.get("BENCH_QUEUE_TYPE"):
+    _queue_headers["x-queue-type"] = os.environ["BENCH_QUEUE_TYPE"]
 
 DJANGO_OUTBOX_PATTERN: dict[str, object] = {
     "DEFAULT_STOMP_HOST_AND_PORTS": [("127.0.0.1", int(os.environ.get("OUTBOX_STOMP_PORT", "61613")))],
@@ -79,6 +83,10 @@ DJANGO_OUTBOX_PATTERN: dict[str, object] = {
     "DEFAULT_RELAY_NOTIFY": os.environ.get("BENCH_NOTIFY", "0") == "1",
     "DEFAULT_STOMP_QUEUE_HEADERS": _queue_headers,
 }
+if os.environ.get("BENCH_STOMP_HOSTS"):
+    DJANGO_OUTBOX_PATTERN["DEFAULT_STOMP_HOST_AND_PORTS"] = [
+        (h, int(p)) for h, p in (x.rsplit(":", 1) for x in os.environ["BENCH_STOMP_HOSTS"].split(","))
+    ]
 if os.environ.get("BENCH_POLL"):
     DJANGO_OUTBOX_PATTERN["DEFAULT_PRODUCER_WAITING_TIME"] = float(os.environ["BENCH_POLL"])
 if os.environ.get("BENCH_CHUNK"):

@@ -117,6 +117,14 @@ ROWS: tuple[tuple[str, str, str | None, str | None, str | None], ...] = (
         "write.bulk_ratio",
     ),
     (
+        "cluster 4 relays + 4 consumers",
+        "cluster.postgres.relays_4_consumers_4.msgs_per_s",
+        "cluster.postgres.relays_1_consumers_1.msgs_per_s",
+        "cluster.postgres.speedup_4x4",
+        None,
+    ),
+    ("cluster duplicates", "cluster.postgres.duplicates", None, None, None),
+    (
         "relay peak RSS, large (MB)",
         "memory.rss_mb_200k",
         "memory.rss_mb_10k",

@@ -4,11 +4,15 @@
 #   bash scripts/services.sh up [rabbitmq] [postgres] [mariadb]   (default: all three)
 #   bash scripts/services.sh down                                  (stops only what `up` started)
 #   bash scripts/services.sh status
+#   bash scripts/services.sh cluster up|down                      (three private RabbitMQ nodes, one cluster)
 #
 # `up` reuses a service that already runs (enabling RabbitMQ's STOMP and management plugins on a running
 # node; the management HTTP API on 15672 lets the relay check that destinations route), and on a
 # fresh Debian machine installs it with apt-get and starts it. Every wait is bounded. It writes the
 # connection settings that worked to var/services.env, which scripts/test.sh and scripts/demo.sh read.
+# `cluster up` starts three private RabbitMQ nodes on loopback (their own names, ports and data; the machine's
+# own RabbitMQ on 5672/61613 is not touched), each with STOMP on its own port, joined as one cluster, and
+# writes OUTBOX_CLUSTER_STOMP and OUTBOX_CLUSTER_NODES; `cluster down` stops exactly those nodes.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,6 +37,11 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 mark_started() { grep -qx "$1" "$STARTED" || echo "$1" >>"$STARTED"; }
+unset_env() { # KEY
+  [ -f "$ENV_FILE" ] || return 0
+  grep -v "^export $1=" "$ENV_FILE" >"$ENV_FILE.tmp" || true
+  mv "$ENV_FILE.tmp" "$ENV_FILE"
+}
 set_env() { # KEY VALUE
   touch "$ENV_FILE"
   grep -v "^export $1=" "$ENV_FILE" >"$ENV_FILE.tmp" || true
@@ -145,6 +154,28 @@ mariadb_up() {
   log "MariaDB ready on 127.0.0.1:3306"
 }
 
+CLUSTER_STATE="$STATE/cluster.json"
+cluster_ctl() { # up|down|env: tests/support/rabbit_cluster.py (standard library only) as root
+  (cd "$ROOT" && as_root env PYTHONDONTWRITEBYTECODE=1 python3 -m tests.support.rabbit_cluster "$1" --state "$CLUSTER_STATE")
+}
+
+cluster_up() {
+  [ -x "$RABBITMQCTL" ] || apt_install rabbitmq-server
+  command -v python3 >/dev/null || apt_install python3
+  local out key value
+  out=$(cluster_ctl up) || die "the RabbitMQ cluster did not start (logs in /var/lib/rabbitmq/outbox-test-outboxcluster-*/log)"
+  while IFS='=' read -r key value; do
+    [ -n "$key" ] && set_env "$key" "$value"
+  done <<<"$out"
+  log "RabbitMQ cluster ready: $(grep -o 'OUTBOX_CLUSTER_STOMP=.*' <<<"$out")"
+}
+
+cluster_down() {
+  cluster_ctl down
+  unset_env OUTBOX_CLUSTER_STOMP
+  unset_env OUTBOX_CLUSTER_NODES
+}
+
 down() {
   while read -r what; do
     case "$what" in
@@ -163,6 +194,7 @@ status() {
     if port_open "${p%%:*}"; then echo "${p#*:}: up"; else echo "${p#*:}: down"; fi
   done
   echo "started by this script: $(tr '\n' ' ' <"$STARTED")"
+  if [ -f "$CLUSTER_STATE" ]; then echo "cluster: ${OUTBOX_CLUSTER_NODES:-?} (STOMP ${OUTBOX_CLUSTER_STOMP:-?})"; fi
 }
 
 cmd=${1:-up}
@@ -178,5 +210,10 @@ case "$cmd" in
     done ;;
   down) down ;;
   status) status ;;
-  *) die "usage: $0 up [rabbitmq] [postgres] [mariadb] | down | status" ;;
+  cluster)
+    case "${1:-up}" in
+      up) cluster_up ;; down) cluster_down ;;
+      *) die "usage: $0 cluster up|down" ;;
+    esac ;;
+  *) die "usage: $0 up [rabbitmq] [postgres] [mariadb] | down | status | cluster up|down" ;;
 esac

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: lint and types, unit and CLI tests, integration tests on SQLite, PostgreSQL and
-# MariaDB against the real RabbitMQ, side by side with 3.2.1 (tests/compat), then the fault-injection suite. Starts (or installs) what it needs.
+# MariaDB against the real RabbitMQ, side by side with 3.2.1 (tests/compat), then the fault-injection suite,
+# then the tests that need a three-node RabbitMQ cluster (tests marked `cluster`, in a stage of their own).
+# Starts (or installs) what it needs.
 #
 #   bash scripts/test.sh                 everything
 #   bash scripts/test.sh -k relay        extra arguments go to every pytest run
@@ -96,7 +98,9 @@ compat_stage() {
 }
 stage "compat with 3.2.1 (postgres)" compat_stage "$@"
 if [ -d tests/faults ]; then
-  stage "faults (postgres)" pytest_run postgres faults tests/faults "$@"
+  stage "faults (postgres)" pytest_run postgres faults -m "not cluster" tests/faults "$@"
+  # Three private RabbitMQ nodes started by the tests' own fixture (~20 s), then nodes frozen and killed.
+  stage "cluster (postgres)" pytest_run postgres cluster -m cluster tests/faults "$@"
 fi
 
 if [ $failed -ne 0 ]; then echo "SOME STAGES FAILED (see !!! lines above)"; else echo "ALL STAGES PASSED"; fi

@@ -95,6 +95,10 @@ for _key, _env, _kind in (
 ):
     if os.environ.get(_env):
         DJANGO_OUTBOX_PATTERN[_key] = _kind(os.environ[_env])
+if os.environ.get("OUTBOX_STOMP_HOSTS"):  # a cluster: "host:port,host:port,..." (OUTBOX_CLUSTER_STOMP)
+    DJANGO_OUTBOX_PATTERN["DEFAULT_STOMP_HOST_AND_PORTS"] = [
+        (h, int(p)) for h, p in (x.rsplit(":", 1) for x in os.environ["OUTBOX_STOMP_HOSTS"].split(","))
+    ]
 if os.environ.get("OUTBOX_HEARTBEAT_MS"):
     _hb = int(os.environ["OUTBOX_HEARTBEAT_MS"])
     DJANGO_OUTBOX_PATTERN["DEFAULT_STOMP_HEARTBEATS"] = (_hb, _hb)

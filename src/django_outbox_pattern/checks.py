@@ -7,6 +7,8 @@ W010 an unknown DJANGO_OUTBOX_PATTERN key (ignored, as 3.x did); W011 a value re
 way 3.x coerced it (a string port, float heart-beats, a truthy flag, an SSL version name).
 W012 a 3.x setting that is accepted but has no effect here (NO_EFFECT says why).
 E005 a database given to ``check --database`` is not reachable (the probe of ops/probes.py).
+E010 a quorum queue that is exclusive; E011 a quorum queue that is auto-delete or not durable;
+E012 an ``x-queue-type`` the consumer cannot use (only classic and quorum).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ NO_EFFECT = {
 def register() -> None:
     checks.register(check_settings, TAG)
     checks.register(check_publish_configs, TAG)
+    checks.register(check_queue_type, TAG)
     checks.register(check_database, TAG, checks.Tags.database)
 
 
@@ -81,6 +84,54 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 )
             )
     return errors + warnings
+
+
+QUEUE_TYPES = ("classic", "quorum")
+
+
+def check_queue_type(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E010-E012: queue properties RabbitMQ refuses for the ``x-queue-type`` of DEFAULT_STOMP_QUEUE_HEADERS
+    (it would answer the consumer's SUBSCRIBE with an ERROR and close the connection, again and again)."""
+    mapping = getattr(settings, conf.SETTINGS_NAME, None) or {}
+    if conf.validate(mapping):
+        return []  # E001 reports those
+    return queue_type_problems(conf.OutboxSettings.from_mapping(mapping))
+
+
+def queue_type_problems(current: conf.OutboxSettings) -> list[checks.CheckMessage]:
+    headers = {k.lower(): str(v).lower() for k, v in current.DEFAULT_STOMP_QUEUE_HEADERS.items()}
+    kind = headers.get("x-queue-type", "classic")
+    key = f"{conf.SETTINGS_NAME}['DEFAULT_STOMP_QUEUE_HEADERS']"
+    if kind not in QUEUE_TYPES:
+        return [
+            checks.Error(
+                f"{key} has x-queue-type {kind!r}: consumers use classic or quorum queues only.",
+                hint="Set 'x-queue-type' to 'quorum' (replicated) or 'classic', or remove it (classic).",
+                id=f"{TAG}.E012",
+            )
+        ]
+    if kind != "quorum":
+        return []
+    errors: list[checks.CheckMessage] = []
+    if current.DEFAULT_EXCLUSIVE_QUEUE or headers.get("exclusive") == "true":
+        errors.append(
+            checks.Error(
+                "A quorum queue cannot be exclusive: RabbitMQ refuses to declare it.",
+                hint="Set DEFAULT_EXCLUSIVE_QUEUE to False (and drop an 'exclusive' header), or use "
+                "x-queue-type 'classic'.",
+                id=f"{TAG}.E010",
+            )
+        )
+    if headers.get("auto-delete") == "true" or headers.get("durable") != "true":
+        errors.append(
+            checks.Error(
+                f"{key}: a quorum queue must be durable and not auto-delete: RabbitMQ refuses to declare it.",
+                hint="Use 'durable': 'true' and 'auto-delete': 'false' (the defaults) with x-queue-type "
+                "'quorum'.",
+                id=f"{TAG}.E011",
+            )
+        )
+    return errors
 
 
 def check_publish_configs(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

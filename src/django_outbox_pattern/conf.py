@@ -46,6 +46,8 @@ class OutboxSettings:
     DEFAULT_STOMP_QUEUE_HEADERS: Mapping[str, str] = dataclasses.field(
         default_factory=lambda: _DEFAULT_QUEUE_HEADERS
     )
+    # The spec's default. On a cluster, (3000, 3000) notices a hung node (SIGSTOP, a stalled VM: only missing
+    # heart-beats reveal it, after 1.5 x the receive interval) within 4.5 s instead of 15 s (docs/cluster.md).
     DEFAULT_STOMP_HEARTBEATS: tuple[int, int] = (10000, 10000)
     DEFAULT_STOMP_VHOST: str = "/"
     DEFAULT_STOMP_USERNAME: str = "guest"

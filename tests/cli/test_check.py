@@ -11,6 +11,7 @@ from django_outbox_pattern.ops import probes
 from outboxctl.commands.check import exit_code
 from outboxctl.exit_codes import ExitCode
 from tests.cli.factories import make_published
+from tests.conftest import STOMP_PORT
 from tests.support.tcpproxy import TcpProxy
 
 pytestmark = [pytest.mark.django_db, pytest.mark.broker]
@@ -139,3 +140,26 @@ def test_destinations_say_which_route_nowhere(cli, settings, unique_name) -> Non
     table = cli("check", "--skip-broker")
     assert table.exit_code == ExitCode.CHECK_FAILED
     assert "route to no queue" in table.stdout and "--destinations" in table.stdout
+
+
+def test_queue_type_of_a_queue_that_does_not_exist(cli, broker_available, unique_name) -> None:
+    result = cli("check", "--json", "--skip-database", "--queue", unique_name)
+    assert result.exit_code == ExitCode.OK, result.output
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert (
+        checks[f"queue {unique_name}"]["detail"] == "does not exist (a consumer declares it when it starts)"
+    )
+
+
+def test_every_node_of_a_cluster_is_reported_and_one_that_is_down_fails(cli, broker_available) -> None:
+    port = free_port()
+    hosts = f"127.0.0.1:{STOMP_PORT},127.0.0.1:{port}"
+    result = cli(
+        "check", "--json", "--skip-database", "--timeout", "2", env={"OUTBOXCTL_BROKER_HOSTS": hosts}
+    )
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["broker"]["status"] == "pass"  # the relay and the consumer use the node that is up
+    up, down = checks[f"node 127.0.0.1:{STOMP_PORT}"], checks[f"node 127.0.0.1:{port}"]
+    assert up["status"] == "pass" and "reachable in" in up["detail"], up
+    assert down["status"] == "fail" and down["detail"].startswith("unreachable"), down

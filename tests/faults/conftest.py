@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import service_missing
-from tests.support import faultdb, rabbit_node
+from tests.support import faultdb, rabbit_cluster, rabbit_node
 from tests.support.fault_cluster import Cluster
 
 SUMMARY_KEY = pytest.StashKey[list[tuple[str, int, int, int]]]()
@@ -28,6 +28,22 @@ def private_node() -> Iterator[rabbit_node.RabbitNode]:
     node.start()
     yield node
     node.destroy()
+
+
+@pytest.fixture(scope="session")
+def rabbit_three() -> Iterator[rabbit_cluster.RabbitCluster]:
+    """Three private nodes joined as one cluster (tests marked ``cluster``), with the at-least-once
+    dead-lettering policy for quorum queues; ~20 s to start. A test that stops a node starts it again."""
+    reason = rabbit_node.available()
+    if reason:
+        service_missing(reason)
+    cluster = rabbit_cluster.RabbitCluster()
+    try:
+        cluster.start()
+        cluster.set_at_least_once_policy()
+        yield cluster
+    finally:
+        cluster.destroy()
 
 
 def _openssl(*args: str) -> None:

@@ -83,3 +83,32 @@ def test_cutting_the_connection_mid_stream_loses_nothing_and_doubles_nothing(
     assert Received.objects.count() == total
     assert_queue_empty(settings_with(), unique_name)
     assert_queue_empty(settings_with(), f"DLQ.{unique_name}")
+
+
+def test_a_reconnect_consumes_the_declared_queue_without_declaring_it_again(
+    unique_name: str, broker_available: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the subscription held, a reconnect subscribes to /amq/queue/<queue> on the real broker (a
+    cluster's hung node cannot hold it up): no DLQ declaration, no binding, and messages keep coming."""
+    from django_outbox_pattern.consuming import consumer as consumer_module
+
+    monkeypatch.setattr(consumer_module, "DECLARED_AFTER_S", 0.1)
+    seen: list[str] = []
+    with TcpProxy((STOMP_HOST, STOMP_PORT)) as proxy:
+
+        def callback(payload: payloads.Payload) -> None:
+            seen.append(payload.msg_id)
+            payload.save()
+
+        topic = f"/topic/{unique_name}"
+        c = make_consumer(callback, topic, DEFAULT_STOMP_HOST_AND_PORTS=(("127.0.0.1", proxy.port),))
+        with running(c):
+            publish(settings_with(), topic, [('{"n": 1}', {"dop-msg-id": "first"})])
+            assert wait_until(lambda: seen == ["first"], timeout=10)
+            assert wait_until(lambda: c._declared)
+            proxy.cut()
+            assert wait_until(lambda: c.stats.reconnects == 1, timeout=20)
+            publish(settings_with(), topic, [('{"n": 2}', {"dop-msg-id": "second"})])  # the binding holds
+            assert wait_until(lambda: seen == ["first", "second"], timeout=10)
+        assert proxy.accepted == 3  # DLQ declaration + connection, then one connection: nothing declared
+    assert_queue_empty(settings_with(), unique_name)

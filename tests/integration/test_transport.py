@@ -100,6 +100,32 @@ def test_hosts_are_tried_in_turn(outbox_settings: conf.OutboxSettings) -> None:
             t.disconnect()
 
 
+def test_a_node_that_accepts_tcp_and_never_answers_is_left_for_the_other(
+    outbox_settings: conf.OutboxSettings,
+) -> None:
+    """A hung node (SIGSTOP) still accepts TCP: stomp.py would wait on it every time. After it failed once,
+    every new connection of the process tries the other node first (broker/hosts.py)."""
+    with socket.socket() as silent, TcpProxy(("127.0.0.1", 61613)) as alive:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel completes the handshake; nobody ever reads
+        hosts = (("127.0.0.1", silent.getsockname()[1]), ("127.0.0.1", alive.port))
+        settings = dataclasses.replace(
+            outbox_settings, DEFAULT_STOMP_HOST_AND_PORTS=hosts, DEFAULT_CONNECT_TIMEOUT=0.5
+        )
+        first = transport.StompTransport(settings)
+        try:
+            first.connect()  # this process may start at either node
+        except exceptions.ConnectionFailed:
+            first.connect()  # the silent node failed: the next attempt starts with the other
+        assert first.host == hosts[1]
+        first.disconnect()
+        for _ in range(3):  # new transports too, as the consumer makes one per connection
+            t = transport.StompTransport(settings)
+            t.connect()
+            assert t.host == hosts[1]
+            t.disconnect()
+
+
 def test_cut_connection_is_noticed(outbox_settings: conf.OutboxSettings, unique_name: str) -> None:
     with TcpProxy(("127.0.0.1", 61613)) as proxy:
         settings = dataclasses.replace(

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 RABBITMQ_SERVER = "/usr/sbin/rabbitmq-server"
@@ -37,14 +39,22 @@ def available() -> str | None:
 class RabbitNode:
     """Start with ``start()``; STOMP on ``stomp_port`` (and ``tls_port`` when TLS files are given)."""
 
-    def __init__(self, *, tls: dict[str, Path] | None = None) -> None:
-        self.name = f"outboxtest{uuid.uuid4().hex[:8]}@localhost"
+    def __init__(
+        self,
+        *,
+        tls: dict[str, Path] | None = None,
+        name: str | None = None,
+        ports: tuple[int, int, int] | None = None,
+        extra_config: Sequence[str] = (),
+    ) -> None:
+        """``name`` (``short@host``) and ``ports`` (AMQP, STOMP, Erlang distribution) default to a random
+        name and free ports; ``extra_config`` lines are appended to rabbitmq.conf (see rabbit_cluster.py)."""
+        self.name = name or f"outboxtest{uuid.uuid4().hex[:8]}@localhost"
         self.dir = BASE / f"outbox-test-{self.name.split('@')[0]}"
-        self.amqp_port = free_port()
-        self.stomp_port = free_port()
-        self.dist_port = free_port()
+        self.amqp_port, self.stomp_port, self.dist_port = ports or (free_port(), free_port(), free_port())
         self.tls_port = free_port() if tls else None
         self._tls = tls
+        self._extra_config = list(extra_config)
 
     @property
     def pid_file(self) -> Path:
@@ -79,6 +89,7 @@ class RabbitNode:
                 "ssl_options.verify = verify_none",
                 "ssl_options.fail_if_no_peer_cert = false",
             ]
+        lines += self._extra_config
         (self.dir / "rabbitmq.conf").write_text("\n".join(lines) + "\n")
         (self.dir / "enabled_plugins").write_text("[rabbitmq_stomp].\n")
         shutil.chown(self.dir, "rabbitmq", "rabbitmq")
@@ -96,9 +107,33 @@ class RabbitNode:
         )
 
     def start(self) -> None:
-        self._write_config()
-        subprocess.run([RABBITMQ_SERVER, "-detached"], env=self._env(), check=True, timeout=60)
+        self.launch()
         self.wait()
+
+    def launch(self) -> None:
+        """Start the node without waiting for it (``wait()`` does): several nodes boot side by side."""
+        self._write_config()
+        self.pid_file.unlink(missing_ok=True)  # a stale one (after a SIGKILL) would fool `rabbitmqctl wait`
+        subprocess.run([RABBITMQ_SERVER, "-detached"], env=self._env(), check=True, timeout=60)
+
+    def ctl(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+        """``rabbitmqctl -n <this node> ...``."""
+        return self._ctl(*args, timeout=timeout)
+
+    @property
+    def pid(self) -> int | None:
+        """The node's OS pid (from its pid file), None when it has none."""
+        try:
+            return int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def signal(self, signum: signal.Signals) -> None:
+        """Send ``signum`` to the node's process, by pid (SIGKILL, SIGSTOP, SIGCONT)."""
+        pid = self.pid
+        if pid is None:
+            raise RuntimeError(f"{self.name} has no pid file")
+        os.kill(pid, signum)
 
     def wait(self) -> None:
         result = self._ctl("wait", "--timeout", "90", str(self.pid_file), timeout=100)
@@ -116,7 +151,7 @@ class RabbitNode:
     def restart(self) -> None:
         """A full restart of the node: every connection drops, durable queues and persistent messages stay."""
         self.stop()
-        subprocess.run([RABBITMQ_SERVER, "-detached"], env=self._env(), check=True, timeout=60)
+        self.launch()
         self.wait()
 
     def queue_depth(self, queue: str) -> int:

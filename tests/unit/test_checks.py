@@ -81,3 +81,41 @@ def test_manage_py_check_fails_on_bad_settings() -> None:
     ):
         call_command("check")
     call_command("check")  # and passes on the good ones
+
+
+QUORUM = {"durable": "true", "auto-delete": "false", "prefetch-count": "1", "x-queue-type": "quorum"}
+
+
+def test_quorum_queue_with_the_default_properties_passes() -> None:
+    with override_settings(DJANGO_OUTBOX_PATTERN={"DEFAULT_STOMP_QUEUE_HEADERS": QUORUM}):
+        assert checks.check_queue_type() == []
+    assert checks.check_queue_type() == []  # classic stays the default
+
+
+@pytest.mark.parametrize(
+    ("outbox", "expected"),
+    [
+        ({"DEFAULT_EXCLUSIVE_QUEUE": True}, ["E010"]),
+        ({"DEFAULT_STOMP_QUEUE_HEADERS": {**QUORUM, "exclusive": "true"}}, ["E010"]),
+        ({"DEFAULT_STOMP_QUEUE_HEADERS": {**QUORUM, "auto-delete": True}}, ["E011"]),
+        ({"DEFAULT_STOMP_QUEUE_HEADERS": {"x-queue-type": "quorum"}}, ["E011"]),  # not durable
+        (
+            {"DEFAULT_EXCLUSIVE_QUEUE": True, "DEFAULT_STOMP_QUEUE_HEADERS": {"x-queue-type": "Quorum"}},
+            ["E010", "E011"],
+        ),
+        ({"DEFAULT_STOMP_QUEUE_HEADERS": {**QUORUM, "x-queue-type": "stream"}}, ["E012"]),
+    ],
+)
+def test_quorum_queue_combinations_rabbitmq_refuses_are_errors(
+    outbox: dict[str, Any], expected: list[str]
+) -> None:
+    mapping = {"DEFAULT_STOMP_QUEUE_HEADERS": QUORUM, **outbox}
+    with override_settings(DJANGO_OUTBOX_PATTERN=mapping):
+        found = checks.check_queue_type()
+    assert ids(found) == [f"django_outbox_pattern.{code}" for code in expected]
+    assert all(message.hint for message in found)
+
+
+def test_invalid_settings_leave_queue_type_to_e001() -> None:
+    with override_settings(DJANGO_OUTBOX_PATTERN={"DEFAULT_STOMP_QUEUE_HEADERS": "quorum"}):
+        assert checks.check_queue_type() == []

@@ -300,3 +300,43 @@ def test_the_supervisor_runs_retention_off_the_message_path(make: Any, store: Me
             assert wait_until(lambda: len(store.purges) == 1)
     finally:
         cache.delete("test-consumer-retention")
+
+
+def test_a_reconnect_after_the_queue_was_declared_consumes_it_by_name(
+    make: Any, factory: TransportFactory, store: MemoryInbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a cluster with a hung node, declaring and binding wait for that node, consuming does not: once
+    the subscription held, a reconnect subscribes to /amq/queue/<queue> and declares nothing."""
+    monkeypatch.setattr(consumer, "DECLARED_AFTER_S", 0.05)
+    c = make(lambda p: p.save(), DEFAULT_STOMP_QUEUE_HEADERS=PREFETCH_2)
+    with running(c):
+        factory.broker.publish(DEST, "{}", {"dop-msg-id": "m1"})
+        assert wait_until(lambda: c.stats.processed == 1)
+        assert wait_until(lambda: c._declared)
+        factory.connected()[-1].close_abruptly()
+        assert wait_until(lambda: c.stats.reconnects == 1)
+        factory.broker.publish(DEST, "{}", {"dop-msg-id": "m2"})
+        assert wait_until(lambda: c.stats.processed == 2)
+    destinations = [destination for destination, _ in factory.subscribes]
+    assert destinations == ["/queue/DLQ.orders", DEST, "/amq/queue/orders"]
+    assert factory.subscribes[-1][1] == {"prefetch-count": "2"}  # nothing to declare
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {**PREFETCH_2, "auto-delete": "true"},
+        {"prefetch-count": "2"},  # not durable
+    ],
+)
+def test_a_queue_that_may_not_outlive_its_connection_is_declared_again(
+    make: Any, factory: TransportFactory, headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(consumer, "DECLARED_AFTER_S", 0.05)
+    c = make(lambda p: p.save(), DEFAULT_STOMP_QUEUE_HEADERS=headers)
+    with running(c):
+        assert wait_until(lambda: c._declared)
+        factory.connected()[-1].close_abruptly()
+        assert wait_until(lambda: c.stats.reconnects == 1)
+    destinations = [destination for destination, _ in factory.subscribes]
+    assert destinations == ["/queue/DLQ.orders", DEST] * 2

@@ -21,6 +21,7 @@ from typing import Any
 
 from django_outbox_pattern import conf, exceptions
 from django_outbox_pattern.broker import frames, receiver, wire
+from django_outbox_pattern.broker import hosts as host_order
 
 __all__ = ["StompTransport", "wrap_errors"]
 
@@ -55,7 +56,9 @@ class StompTransport:
         self, settings: conf.OutboxSettings, *, hosts: Collection[tuple[str, int]] | None = None
     ) -> None:
         self._settings = settings
-        self._hosts = list(hosts or settings.DEFAULT_STOMP_HOST_AND_PORTS)
+        self._configured_hosts = list(hosts or settings.DEFAULT_STOMP_HOST_AND_PORTS)
+        self._hosts = host_order.ORDER.order(self._configured_hosts)
+        self._host: tuple[str, int] | None = None  # the node of the current connection
         self._tracker = receiver.Tracker()
         self._conn: Any = None
         self._encoder: frames.FrameEncoder | None = None  # None: every frame goes through stomp.py
@@ -71,6 +74,11 @@ class StompTransport:
     @property
     def server(self) -> str:
         return self._tracker.server
+
+    @property
+    def host(self) -> tuple[str, int] | None:
+        """The (host, port) of the current connection, None when not connected."""
+        return self._host
 
     @property
     def negotiated_heartbeat(self) -> str:
@@ -127,14 +135,15 @@ class StompTransport:
         """Open the connection and wait for CONNECTED; raise ConnectionFailed with the reason otherwise."""
         self.disconnect()
         self._tracker.reset()
+        self._hosts = host_order.ORDER.order(self._configured_hosts)  # a node that failed lately goes last
         s = self._settings
         conn = self._build()
         try:
             with wrap_errors("connect"):
                 conn.connect(s.DEFAULT_STOMP_USERNAME, s.DEFAULT_STOMP_PASSCODE, wait=False)
         except exceptions.OutboxError as exc:
+            self._host_failed(conn)
             self._close_quietly(conn)
-            self._rotate_hosts()
             hosts = ", ".join(f"{h}:{p}" for h, p in self._hosts)
             cause = str(exc.__cause__ or "").strip()
             if s.DEFAULT_STOMP_USE_SSL:
@@ -149,8 +158,8 @@ class StompTransport:
         t = self._tracker
         ok = t.wait(lambda: t.connected or t.closed or t.error is not None, s.DEFAULT_CONNECT_TIMEOUT)
         if not ok or not t.connected:
+            self._host_failed(conn)
             self._close_quietly(conn)
-            self._rotate_hosts()
             if t.error is not None:
                 raise exceptions.ConnectionFailed(
                     f"The broker refused the STOMP connection ({t.error}): check the username, passcode and "
@@ -166,15 +175,16 @@ class StompTransport:
                 "and does DEFAULT_STOMP_USE_SSL match the listener? Run `outboxctl check`."
             )
         self._conn = conn
+        self._host = _current_host(conn)
         self._encoder = _frame_encoder(conn)
         with self._acks_lock:
             self._deferred_acks = []  # those of an earlier connection mean nothing on this one
         logger.debug("Connected to %s", self._tracker.server, extra={"action": "broker_connected"})
 
-    def _rotate_hosts(self) -> None:
-        """After a failed connect, start the next one with the next host: stomp.py moves on to the next
-        host only when a TCP connect fails, not when a host accepts TCP and then fails STOMP."""
-        self._hosts.append(self._hosts.pop(0))
+    def _host_failed(self, conn: Any) -> None:
+        """After a failed connect, the next one starts with another host: stomp.py moves on to the next
+        host only when a TCP connect fails, not when a host accepts TCP and then fails STOMP (or hangs)."""
+        host_order.ORDER.failed(_current_host(conn) or self._hosts[0])
 
     def _close_quietly(self, conn: Any) -> None:
         self._tracker.closing = True
@@ -191,9 +201,12 @@ class StompTransport:
         ``disconnect(receipt=...)`` would wait without a limit on a stalled network.
         """
         conn, self._conn = self._conn, None
+        host, self._host = self._host, None
         if conn is None:
             return
         t = self._tracker
+        if t.closed and not t.closing:  # lost (node down or hung: heart-beats stopped): try others first
+            host_order.ORDER.failed(host)
         t.closing = True
         try:
             if conn.is_connected() and not t.closed and t.error is None:
@@ -312,6 +325,12 @@ class StompTransport:
 
     def set_message_handler(self, handler: wire.MessageHandler | None) -> None:
         self._tracker.handler = handler
+
+
+def _current_host(conn: Any) -> tuple[str, int] | None:
+    """The (host, port) stomp.py's transport is connected to, if it says."""
+    host = getattr(getattr(conn, "transport", None), "current_host_and_port", None)
+    return (str(host[0]), int(host[1])) if host else None
 
 
 def _frame_encoder(conn: Any) -> frames.FrameEncoder | None:

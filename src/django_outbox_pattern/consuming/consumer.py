@@ -6,11 +6,14 @@
   check W012): callbacks always run on this worker, never on the receiver thread.
 - The supervisor (``run()``) declares ``DLQ.<queue>`` on a short-lived connection (frames that
   subscription receives are requeued when it closes; an exclusive one on its own connection, which owns
-  it), connects, subscribes with ``client-individual``
-  acks, watches the connection and deletes old inbox rows. When the connection is lost it reconnects
-  with backoff on a *new* transport (the backoff starts over only once a connection stayed up for
-  ``STABLE_CONNECTION_S``): messages of the old connection are never acked on the new one
-  (they are dropped, the broker redelivers them, and the inbox skips those already saved).
+  it), connects, subscribes with ``client-individual`` acks, watches the connection and deletes old inbox
+  rows. Once a durable queue is declared and bound, a reconnect subscribes to ``/amq/queue/<queue>`` (no
+  declaration, no binding): in a cluster with a hung node, declaring and binding wait for that node
+  (RabbitMQ's metadata transactions), consuming does not. If the queue is gone meanwhile (``not_found``),
+  the next attempt declares everything again. When the connection is lost it reconnects with backoff on a
+  *new* transport (the backoff starts over only once a connection stayed up for ``STABLE_CONNECTION_S``):
+  messages of the old connection are never acked on the new one (they are dropped, the broker redelivers
+  them, and the inbox skips those already saved).
 - What happens to each message (dedupe, retries, ACK/NACK) is ``handling.Processor``'s job; it settles
   every message exactly once (settling.py).
 - The supervisor also watches the oldest message received and not yet settled: older than
@@ -32,7 +35,7 @@ import uuid
 from collections.abc import Callable
 
 from django_outbox_pattern import conf, exceptions
-from django_outbox_pattern.broker import wire
+from django_outbox_pattern.broker import hosts, wire
 from django_outbox_pattern.consuming import handling, inbox, queues, unsettled, worker
 from django_outbox_pattern.core import addressing, backoff
 from django_outbox_pattern.core import observer as observing
@@ -44,6 +47,9 @@ WATCH_INTERVAL_S = 0.25  # how often the supervisor checks the connection
 # SUBSCRIBE and then closes the connection (a queue declared with other arguments) must not cause a tight
 # reconnect loop.
 STABLE_CONNECTION_S = 10.0
+# A subscription that stayed up this long declared its queue for good (RabbitMQ sends a RECEIPT, then an
+# ERROR for a queue declared with other arguments): later reconnects subscribe to /amq/queue/<queue>.
+DECLARED_AFTER_S = 2.0
 PURGE_CHECK_INTERVAL_S = 60.0  # how often the supervisor asks the cache whether retention is due
 ACK_MODE = "client-individual"
 
@@ -91,6 +97,7 @@ class Consumer:
         self._counts = ConsumerStats()
         self._next_purge = 0.0
         self._subscribed_before = False
+        self._declared = False  # the queue and its binding exist (see DECLARED_AFTER_S)
         processor = handling.Processor(
             callback,
             settings=settings,
@@ -181,29 +188,46 @@ class Consumer:
         return delay
 
     def _open(self) -> None:
-        """Declare the DLQ, then connect a new transport and subscribe to the destination."""
+        """Declare the DLQ, then connect a new transport and subscribe to the destination (on a reconnect,
+        to the queue already declared, when it outlives connections)."""
         self._close_transport()
         exclusive = self._settings.DEFAULT_EXCLUSIVE_QUEUE
-        if not exclusive:
+        resume = _resume_headers(self._headers) if self._declared else None  # None for exclusive queues
+        if resume is None and not exclusive:
             self._declare_dead_letter_queue(None)
         conn = self._new_transport()
         conn.set_message_handler(functools.partial(self._worker.receive, conn))
         self._worker.drop_stale()
         self._transport = conn
         conn.connect()
-        if exclusive:
-            self._declare_dead_letter_queue(conn)
-        self._subscribe(conn, self.destination, self._subscription, self._headers)
+        if resume is None:
+            if exclusive:
+                self._declare_dead_letter_queue(conn)
+            self._subscribe(conn, self.destination, self._subscription, self._headers)
+        else:
+            try:
+                self._subscribe(conn, f"/amq/queue/{self.queue}", self._subscription, resume)
+            except exceptions.BrokerRejected:
+                if "not_found" in str(getattr(conn, "last_error", None) or ""):
+                    self._declared = False  # the queue was deleted: declare it again
+                raise
         if self._subscribed_before:
             self._count("reconnects")
         self._subscribed_before = True
         self._ready.set()
         self._observer.consumer_up(True)
+        broker = hosts.address_of(conn)
         logger.info(
-            "Consuming %s from queue %s",
+            "Consuming %s from queue %s at %s",
             self.destination,
             self.queue,
-            extra={"action": "consumer_subscribed", "queue": self.queue, "destination": self.destination},
+            broker,
+            extra={
+                "action": "consumer_subscribed",
+                "queue": self.queue,
+                "destination": self.destination,
+                "broker": broker,
+            },
         )
 
     def _declare_dead_letter_queue(self, main: wire.Transport | None) -> None:
@@ -234,9 +258,12 @@ class Consumer:
     def _watch(self) -> None:
         """Return on stop(); raise ConnectionClosed when the broker connection drops."""
         conn = self._transport
+        declared_at = time.monotonic() + DECLARED_AFTER_S
         while not self._stopping.wait(WATCH_INTERVAL_S):
             if conn is None or not conn.is_connected():
                 raise exceptions.ConnectionClosed(f"Lost the broker connection ({_reason(conn, 'closed')}).")
+            if not self._declared and time.monotonic() >= declared_at:
+                self._declared = True
             self._purge_if_due()
             self._report_unsettled()
 
@@ -300,3 +327,14 @@ def _reason(conn: wire.Transport | None, default: str) -> str:
     if "precondition_failed" in reason:
         reason += "; the queue exists with other arguments: delete it or use another queue_name"
     return reason
+
+
+def _resume_headers(headers: wire.Headers) -> dict[str, str] | None:
+    """SUBSCRIBE headers for ``/amq/queue/<queue>`` after a reconnect, or None when the queue may not
+    outlive a connection (exclusive, auto-delete or not durable: declare it again)."""
+    lowered = {key.lower(): str(value).lower() for key, value in headers.items()}
+    if lowered.get("exclusive") == "true" or lowered.get("auto-delete") == "true":
+        return None
+    if lowered.get("durable") != "true":
+        return None
+    return {key: value for key, value in headers.items() if key.lower() == "prefetch-count"}

@@ -35,6 +35,7 @@ from django.db import connections
 from django.utils import timezone
 
 from django_outbox_pattern import conf, exceptions, tracing
+from django_outbox_pattern.broker import hosts
 from django_outbox_pattern.core import backoff
 from django_outbox_pattern.core import observer as observing
 from django_outbox_pattern.relaying import batches, housekeeping, liveness, outbox, producer, routing
@@ -226,7 +227,12 @@ class Relay:
             self._land_in_flight()  # its receipts can no longer come: record that before reconnecting
             self.producer.connect()
             self.observer.relay_up(True)
-            logger.info("Relay connected to the broker", extra={"action": "relay_connected"})
+            broker = hosts.address_of(self.producer.transport)
+            logger.info(
+                "Relay connected to the broker at %s",
+                broker,
+                extra={"action": "relay_connected", "broker": broker},
+            )
         self._connect_failures = 0
         started, now = time.monotonic(), self._clock()
         token = f"{self.relay_id}#{next(self._claims)}"

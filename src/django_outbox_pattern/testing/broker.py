@@ -51,6 +51,7 @@ class MemoryBroker:
         self.sent: list[SentMessage] = []
         self.subscriptions: list[_Subscription] = []
         self.dead_letter_keys: dict[str, str] = {}
+        self.named_queues: dict[str, str] = {}  # x-queue-name -> the destination that declared it
         self.down = False
         self.withhold_receipts = False
         self.reject_destinations: dict[str, str] = {}
@@ -218,6 +219,10 @@ class MemoryTransport:
         headers = dict(headers)
         receipt = headers.pop("receipt", None)
         with self.broker.lock:
+            if destination.startswith("/amq/queue/"):  # an existing queue, by name (as RabbitMQ)
+                destination = self.broker.named_queues.get(destination[len("/amq/queue/") :], destination)
+            elif "x-queue-name" in headers:
+                self.broker.named_queues[headers["x-queue-name"]] = destination
             if destination.startswith("/queue/") and "x-dead-letter-routing-key" in headers:
                 self.broker.dead_letter_keys[destination] = headers["x-dead-letter-routing-key"]
             sub = _Subscription(self, subscription_id, queue_key(destination), headers, ack)

@@ -57,6 +57,15 @@ def check(
             help="Only check that the database answers and the broker accepts a STOMP CONNECT: exit 0 or 5.",
         ),
     ] = False,
+    queue: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--queue",
+            metavar="NAME",
+            show_default=False,
+            help="Also report the type (classic, quorum) of this queue, without declaring it; repeatable.",
+        ),
+    ] = None,
     health_file: params.HealthFileOpt = None,
     max_age: Annotated[
         float,
@@ -70,7 +79,9 @@ def check(
     The broker checks: STOMP CONNECT (timed), heart-beat negotiation, a SEND with receipt to a throwaway
     topic and its delivery back, and TLS when configured. The routing line asks RabbitMQ's management API
     whether every destination with pending or recent rows reaches a queue (skipped when
-    DEFAULT_RABBITMQ_MANAGEMENT_URL is not set); --destinations shows one line per destination.
+    DEFAULT_RABBITMQ_MANAGEMENT_URL is not set); --destinations shows one line per destination. With several
+    DEFAULT_STOMP_HOST_AND_PORTS (a cluster): each node on its own (reachable, one cluster with the
+    others, the one this process would try first). With --queue: the queue's type.
 
     Exit code: 0 all passed; 4 the database is unreachable; else 3 the broker is unreachable; else 5 any
     other check failed; 2 the configuration cannot be loaded at all. Usable as a readiness probe.
@@ -81,6 +92,7 @@ def check(
       outboxctl check --json --timeout 3
       outboxctl check --skip-database --show-config
       outboxctl check --destinations
+      outboxctl check --skip-database --queue orders --queue DLQ.orders
       outboxctl check --liveness --health-file /tmp/relay.alive --max-age 30
       outboxctl check --readiness --timeout 3
     """
@@ -103,6 +115,11 @@ def check(
 
     results = diagnostics.run_checks(resolved.outbox, database=not skip_database, broker=not skip_broker)
     results.extend(_routing(resolved.outbox, results, each=destinations, database=not skip_database))
+    if not skip_broker:
+        from django_outbox_pattern.ops import cluster
+
+        results += cluster.check_nodes(resolved.outbox)
+        results += [cluster.queue_type(resolved.outbox, name) for name in queue or ()]
     code = exit_code(results)
     if as_json:
         report: dict[str, Any] = {
