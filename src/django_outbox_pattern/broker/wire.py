@@ -85,6 +85,23 @@ _RECEIPT_PREFIX = uuid.uuid4().hex[:12]
 _receipt_numbers = itertools.count(1)
 
 
+# Headers a broker sets on a MESSAGE it delivers (not the sender's): a message sent on again (a requeue, a
+# dead-letter copy) leaves them out, with the dead-lettering history (``DEAD_LETTER_HISTORY_PREFIXES``).
+DELIVERY_HEADERS = frozenset(
+    {
+        "message-id",
+        "subscription",
+        "ack",
+        "destination",
+        "redelivered",
+        "content-length",
+        "receipt",
+        "receipt-id",
+    }
+)
+DEAD_LETTER_HISTORY_PREFIXES = ("x-death", "x-first-death-", "x-last-death-", "dop-dead-letter-")
+
+
 def new_receipt_id() -> str:
     """A receipt id unique within the process (receipts only need to be unique per connection)."""
     return f"{_RECEIPT_PREFIX}-{next(_receipt_numbers)}"

@@ -42,22 +42,7 @@ MAX_COPY_HEADERS = 200
 REMEMBERED_FAILURES = 1000  # messages whose copy failed: NACKed directly when they come back
 # Headers the broker sets on delivery, and properties that must not travel with the copy (RabbitMQ refuses
 # a user-id other than the connection's; an expiry would drop the dead letter).
-_NOT_COPIED = frozenset(
-    {
-        "message-id",
-        "subscription",
-        "ack",
-        "destination",
-        "redelivered",
-        "content-length",
-        "receipt",
-        "receipt-id",
-        "user-id",
-        "expires",
-        "persistent",
-    }
-)
-_NOT_COPIED_PREFIXES = ("x-death", "x-first-death-", "x-last-death-", "dop-dead-letter-")
+_NOT_COPIED = wire.DELIVERY_HEADERS | {"user-id", "expires", "persistent"}
 
 
 class Outcome(enum.Enum):
@@ -80,7 +65,7 @@ class DeadLetters:
         headers = {
             name: value
             for name, value in message.headers.items()
-            if name not in _NOT_COPIED and not name.startswith(_NOT_COPIED_PREFIXES)
+            if name not in _NOT_COPIED and not name.startswith(wire.DEAD_LETTER_HISTORY_PREFIXES)
         }
         size = sum(
             len(n.encode("utf-8", "surrogatepass")) + len(v.encode("utf-8", "surrogatepass"))

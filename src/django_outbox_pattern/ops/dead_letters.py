@@ -24,20 +24,6 @@ from django_outbox_pattern.core import addressing, identity
 logger = logging.getLogger(__name__)
 
 IDLE_TIMEOUT_S = 2.0
-# Headers the broker sets on delivery; everything else (the application's headers) travels back unchanged.
-_BROKER_HEADERS = frozenset(
-    {
-        "message-id",
-        "subscription",
-        "ack",
-        "destination",
-        "redelivered",
-        "content-length",
-        "receipt",
-        "receipt-id",
-    }
-)
-_BROKER_PREFIXES = ("x-death", "x-first-death-", "x-last-death-", "dop-dead-letter-")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +143,7 @@ def _resend(conn: wire.Transport, target: str, message: wire.Message, timeout: f
     headers = {
         key: value
         for key, value in message.headers.items()
-        if key not in _BROKER_HEADERS and not key.startswith(_BROKER_PREFIXES)
+        if key not in wire.DELIVERY_HEADERS and not key.startswith(wire.DEAD_LETTER_HISTORY_PREFIXES)
     }
     headers["persistent"] = "true"
     try:
