@@ -1,7 +1,8 @@
 """Django settings for the benchmark workers. Environment variables pick the database and the knobs.
 
 BENCH_DB: sqlite | postgres | mysql (MariaDB here). BENCH_DB_NAME: database name (default ``bench``).
-BENCH_NOTIFY: 1 turns DEFAULT_RELAY_NOTIFY on. BENCH_POLL: DEFAULT_PRODUCER_WAITING_TIME in seconds.
+BENCH_NOTIFY: 1 turns DEFAULT_RELAY_NOTIFY on, 0 off (unset: the default).
+BENCH_POLL: DEFAULT_PRODUCER_WAITING_TIME in seconds.
 BENCH_CHUNK: DEFAULT_PUBLISHED_CHUNK_SIZE. BENCH_PREFETCH: prefetch-count of consumer subscriptions.
 BENCH_QUEUE_EXPIRES_MS: x-expires of the queues consumers declare, so benchmark queues clean themselves up.
 BENCH_CONN_MAX_AGE: Django's CONN_MAX_AGE (default 0, Django's own default).
@@ -80,13 +81,14 @@ DJANGO_OUTBOX_PATTERN: dict[str, object] = {
     "DEFAULT_STOMP_HOST_AND_PORTS": [("127.0.0.1", int(os.environ.get("OUTBOX_STOMP_PORT", "61613")))],
     "DEFAULT_STOMP_USERNAME": os.environ.get("OUTBOX_STOMP_USERNAME", "guest"),
     "DEFAULT_STOMP_PASSCODE": os.environ.get("OUTBOX_STOMP_PASSCODE", "guest"),
-    "DEFAULT_RELAY_NOTIFY": os.environ.get("BENCH_NOTIFY", "0") == "1",
     "DEFAULT_STOMP_QUEUE_HEADERS": _queue_headers,
 }
 if os.environ.get("BENCH_STOMP_HOSTS"):
     DJANGO_OUTBOX_PATTERN["DEFAULT_STOMP_HOST_AND_PORTS"] = [
         (h, int(p)) for h, p in (x.rsplit(":", 1) for x in os.environ["BENCH_STOMP_HOSTS"].split(","))
     ]
+if os.environ.get("BENCH_NOTIFY"):  # unset: the default (on with PostgreSQL and psycopg 3)
+    DJANGO_OUTBOX_PATTERN["DEFAULT_RELAY_NOTIFY"] = os.environ["BENCH_NOTIFY"] == "1"
 if os.environ.get("BENCH_POLL"):
     DJANGO_OUTBOX_PATTERN["DEFAULT_PRODUCER_WAITING_TIME"] = float(os.environ["BENCH_POLL"])
 if os.environ.get("BENCH_CHUNK"):

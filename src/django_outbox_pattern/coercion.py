@@ -85,7 +85,11 @@ def review(mapping: Any, top_level: Mapping[str, Any] | None = None, *, defaults
 
 def _coerce(key: str, value: Any) -> tuple[Any, str | None]:
     """The value as 3.x (or stomp.py under it) would have used it, and a note when it changed."""
-    if key in rules.BOOLS and not isinstance(value, bool):
+    if (
+        key in rules.BOOLS
+        and not isinstance(value, bool)
+        and not (value is None and key in rules.NULLABLE_BOOLS)
+    ):
         # DEFAULT_EXCLUSIVE_QUEUE: 3.x sent str(value) in a header, and RabbitMQ reads only "true"/"True";
         # the others: 3.x tested the value's truth ("false" is a non-empty string, so it meant True).
         result = str(value) in _RABBITMQ_TRUE if key == "DEFAULT_EXCLUSIVE_QUEUE" else bool(value)

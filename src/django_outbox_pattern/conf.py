@@ -78,7 +78,9 @@ class OutboxSettings:
     DEFAULT_RECEIPT_TIMEOUT: float = 30  # seconds to wait for the broker's RECEIPT of a SEND
     DEFAULT_CONNECT_TIMEOUT: float = 10  # seconds to wait for CONNECTED
     DEFAULT_RELAY_LEASE: float = 120  # seconds a claimed batch stays reserved for its relay
-    DEFAULT_RELAY_NOTIFY: bool = False  # PostgreSQL LISTEN/NOTIFY wake-up for the relay (opt-in)
+    # PostgreSQL LISTEN/NOTIFY wake-up for the relay: True, False, or None (the default): on where the outbox
+    # database is PostgreSQL through psycopg 3, off elsewhere (relaying/notify.py).
+    DEFAULT_RELAY_NOTIFY: bool | None = None
     DEFAULT_RETRY_BASE_DELAY: float = 1  # first per-row retry delay in seconds, doubled each attempt
     # A consumer holding a message unsettled longer than this (seconds) is reported as stalled.
     DEFAULT_CONSUMER_STALL_THRESHOLD: float = 300

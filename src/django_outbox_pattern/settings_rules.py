@@ -38,6 +38,7 @@ NUMBER_RANGES: dict[str, tuple[type, float, float | None]] = {
     "DEFAULT_CONSUMER_STALL_THRESHOLD": (float, 1, None),
     "DEFAULT_ROUTING_CHECK_INTERVAL": (float, 1, None),
 }
+NULLABLE_BOOLS = {"DEFAULT_RELAY_NOTIFY"}  # None: decided at run time (see conf.py)
 BOOLS = {
     "DEFAULT_STOMP_USE_SSL",
     "DEFAULT_EXCLUSIVE_QUEUE",
@@ -107,7 +108,9 @@ def check_value(key: str, value: Any) -> str | None:
             return f"must be between {low} and {high}" if high is not None else f"must be at least {low}"
         return None
     if key in BOOLS:
-        return None if isinstance(value, bool) else f"must be True or False, got {value!r}"
+        if isinstance(value, bool) or (value is None and key in NULLABLE_BOOLS):
+            return None
+        return f"must be True or False, got {value!r}"
     if key in STRINGS:
         return None if isinstance(value, str) and value else f"must be a non-empty string, got {value!r}"
     if key in OPTIONAL_STRINGS:

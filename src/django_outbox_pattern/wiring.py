@@ -43,7 +43,7 @@ class Wiring:
 
     @functools.cached_property
     def wake_relay(self) -> Callable[[str | None], None] | None:
-        if not self.settings.DEFAULT_RELAY_NOTIFY:
+        if self.settings.DEFAULT_RELAY_NOTIFY is False:
             return None
         from django_outbox_pattern.relaying import notify
 

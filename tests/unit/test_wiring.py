@@ -22,10 +22,13 @@ def test_the_wiring_is_kept_while_the_settings_do_not_change() -> None:
 
 
 def test_a_settings_change_rewires_the_insert_hook() -> None:
-    assert wiring.wiring().wake_relay is None  # the test settings leave NOTIFY off
+    # The default (None): the hook is wired; rows_inserted() notifies where NOTIFY works (notify.available)
+    assert wiring.wiring().wake_relay is notify.rows_inserted
+    with override_settings(DJANGO_OUTBOX_PATTERN={"DEFAULT_RELAY_NOTIFY": False}):
+        assert wiring.wiring().wake_relay is None
     with override_settings(DJANGO_OUTBOX_PATTERN={"DEFAULT_RELAY_NOTIFY": True}):
         assert wiring.wiring().wake_relay is notify.rows_inserted
-    assert wiring.wiring().wake_relay is None
+    assert wiring.wiring().wake_relay is notify.rows_inserted
 
 
 def test_an_insert_asks_the_resolved_hook_only(monkeypatch: pytest.MonkeyPatch) -> None:

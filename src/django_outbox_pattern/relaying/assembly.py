@@ -57,10 +57,11 @@ def build_relay(
     if outbox_store is None:
         model = wiring.published_model(s)
         database = store.OutboxStore(model, using=router.db_for_write(model))
-        if notifier is None and s.DEFAULT_RELAY_NOTIFY:
+        if notifier is None and s.DEFAULT_RELAY_NOTIFY is not False:
             from django_outbox_pattern.relaying import notify
 
-            notifier = notify.build_listener(database.using)
+            if s.DEFAULT_RELAY_NOTIFY or notify.available(database.using):  # None: where it works
+                notifier = notify.build_listener(database.using)
         heartbeat = liveness.Heartbeat(database, relay_id)  # crash recovery in seconds (liveness.py)
         outbox_store = database
     stomp: Any = None

@@ -1,4 +1,9 @@
-"""Optional PostgreSQL LISTEN/NOTIFY wake-up for the relay (DEFAULT_RELAY_NOTIFY, off by default).
+"""PostgreSQL LISTEN/NOTIFY wake-up for the relay (DEFAULT_RELAY_NOTIFY).
+
+DEFAULT_RELAY_NOTIFY = None (the default) turns it on where it works: the outbox database is PostgreSQL
+and Django talks to it through psycopg 3 (``available()``), which the listener needs; True asks for it
+(with a warning where it cannot work), False turns it off. Its cost is one NOTIFY statement when a
+transaction that inserted outbox rows commits (one per transaction, however many rows).
 
 NOTIFY only wakes the relay early; polling every DEFAULT_PRODUCER_WAITING_TIME stays the source of truth,
 so a lost notification costs at most one poll interval and never a row.
@@ -35,11 +40,11 @@ RECONNECT_CAP_S = 30.0
 def rows_inserted(using: str | None = None) -> None:
     """Ask for one NOTIFY after the current transaction commits (PostgreSQL).
 
-    Called through ``wiring.rows_inserted()``, which calls it only while DEFAULT_RELAY_NOTIFY is on.
+    Called through ``wiring.rows_inserted()``, which calls it only while DEFAULT_RELAY_NOTIFY is not False.
     """
     alias = using or "default"
     conn = connections[alias]
-    if conn.vendor != "postgresql":
+    if not available(alias):
         return
     callback = _callback_for(alias)
     if conn.in_atomic_block and any(entry[1] is callback for entry in conn.run_on_commit):
@@ -123,6 +128,13 @@ class PostgresListener:
                     conn.execute("SELECT 1")  # notifications arriving meanwhile wait in psycopg's backlog
             finally:
                 self.listening.clear()
+
+
+def available(alias: str) -> bool:
+    """True when the database ``alias`` is PostgreSQL through psycopg 3 (what the listener needs)."""
+    conn = connections[alias]
+    driver = getattr(conn, "Database", None)  # the DB-API module the backend uses
+    return conn.vendor == "postgresql" and getattr(driver, "__name__", "") == "psycopg"
 
 
 def build_listener(alias: str) -> PostgresListener | None:
