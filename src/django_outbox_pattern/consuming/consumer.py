@@ -192,7 +192,7 @@ class Consumer:
         to the queue already declared, when it outlives connections)."""
         self._close_transport()
         exclusive = self._settings.DEFAULT_EXCLUSIVE_QUEUE
-        resume = _resume_headers(self._headers) if self._declared else None  # None for exclusive queues
+        resume = queues.resume_headers(self._headers) if self._declared else None  # None for exclusive queues
         if resume is None and not exclusive:
             self._declare_dead_letter_queue(None)
         conn = self._new_transport()
@@ -327,14 +327,3 @@ def _reason(conn: wire.Transport | None, default: str) -> str:
     if "precondition_failed" in reason:
         reason += "; the queue exists with other arguments: delete it or use another queue_name"
     return reason
-
-
-def _resume_headers(headers: wire.Headers) -> dict[str, str] | None:
-    """SUBSCRIBE headers for ``/amq/queue/<queue>`` after a reconnect, or None when the queue may not
-    outlive a connection (exclusive, auto-delete or not durable: declare it again)."""
-    lowered = {key.lower(): str(value).lower() for key, value in headers.items()}
-    if lowered.get("exclusive") == "true" or lowered.get("auto-delete") == "true":
-        return None
-    if lowered.get("durable") != "true":
-        return None
-    return {key: value for key, value in headers.items() if key.lower() == "prefetch-count"}

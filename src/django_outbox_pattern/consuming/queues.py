@@ -21,6 +21,8 @@ The settings mapping is never mutated.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django_outbox_pattern import conf
 from django_outbox_pattern.core import addressing
 from django_outbox_pattern.core.addressing import dead_letter_queue
@@ -56,3 +58,14 @@ def dead_letter_headers(settings: conf.OutboxSettings, queue: str) -> dict[str, 
         f"{addressing.DEAD_LETTER_PREFIX}{addressing.DEAD_LETTER_PREFIX}{dlq}"
     )
     return headers
+
+
+def resume_headers(headers: Mapping[str, str]) -> dict[str, str] | None:
+    """SUBSCRIBE headers for ``/amq/queue/<queue>`` after a reconnect, or None when the queue may not
+    outlive a connection (exclusive, auto-delete or not durable: declare it again)."""
+    lowered = {key.lower(): str(value).lower() for key, value in headers.items()}
+    if lowered.get("exclusive") == "true" or lowered.get("auto-delete") == "true":
+        return None
+    if lowered.get("durable") != "true":
+        return None
+    return {key: value for key, value in headers.items() if key.lower() == "prefetch-count"}
