@@ -192,6 +192,4 @@ class RepairAdmin(_ReadOnly):
     search_fields = ("actor",)
     readonly_fields = [f.name for f in Repair._meta.fields]
     date_hierarchy = "at"
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        return {}
+    actions = None  # the audit trail offers no action, not even bulk delete
