@@ -84,6 +84,9 @@ class OutboxSettings:
     DEFAULT_RETRY_BASE_DELAY: float = 1  # first per-row retry delay in seconds, doubled each attempt
     # A consumer holding a message unsettled longer than this (seconds) is reported as stalled.
     DEFAULT_CONSUMER_STALL_THRESHOLD: float = 300
+    # Messages whose callbacks run in one database transaction (each in a savepoint), committed once and
+    # then acked together; 1: one transaction per message (consuming/batching.py).
+    DEFAULT_CONSUMER_BATCH_SIZE: int = 1
     # RabbitMQ's management HTTP API (e.g. http://127.0.0.1:15672): lets the relay and `outboxctl check`
     # tell whether a destination routes to a queue. None: not used, no routing check.
     DEFAULT_RABBITMQ_MANAGEMENT_URL: str | None = dataclasses.field(default=None, repr=False)

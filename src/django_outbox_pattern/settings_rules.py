@@ -36,6 +36,7 @@ NUMBER_RANGES: dict[str, tuple[type, float, float | None]] = {
     "DEFAULT_RELAY_LEASE": (float, 1, None),
     "DEFAULT_RETRY_BASE_DELAY": (float, 0, None),
     "DEFAULT_CONSUMER_STALL_THRESHOLD": (float, 1, None),
+    "DEFAULT_CONSUMER_BATCH_SIZE": (int, 1, 1000),
     "DEFAULT_ROUTING_CHECK_INTERVAL": (float, 1, None),
 }
 NULLABLE_BOOLS = {"DEFAULT_RELAY_NOTIFY"}  # None: decided at run time (see conf.py)

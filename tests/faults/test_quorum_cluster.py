@@ -67,13 +67,13 @@ def test_outboxctl_check_reports_every_node_and_the_queue_type(rabbit_three: Rab
     )
     assert rabbit_three.queue_info(queue) == {}  # the probe declared nothing
 
-    from django_outbox_pattern.broker import transport
+    from django_outbox_pattern.broker import transport, wire
     from django_outbox_pattern.consuming import queues
 
     conn = transport.StompTransport(settings)
     conn.connect()
     try:  # declared as the consumer declares it
-        receipt = transport.new_receipt_id()
+        receipt = wire.new_receipt_id()
         headers = {**queues.subscribe_headers(settings, queue), "receipt": receipt}
         conn.subscribe(f"/topic/{queue}", "s", headers, ack="client-individual")
         assert conn.wait_for_receipts([receipt], 10) == {receipt}

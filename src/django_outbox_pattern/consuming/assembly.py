@@ -7,6 +7,8 @@ tests call this factory. A dotted-path callback is imported here, after the dest
 
 from __future__ import annotations
 
+import dataclasses
+
 from django_outbox_pattern import conf, exceptions
 from django_outbox_pattern.broker import transport
 from django_outbox_pattern.consuming import consumer, handling, inbox
@@ -64,3 +66,15 @@ def build_consumer(
     listener_class = conf.import_object(settings.DEFAULT_CONSUMER_LISTENER_CLASS)
     listeners[f"consumer-listener-{built.subscription_id}"] = listener_class(built)
     return built
+
+
+def consumer_settings(
+    settings: conf.OutboxSettings | None = None, *, batch_size: int | None = None
+) -> conf.OutboxSettings:
+    """``settings`` (default: Django's) with the ``subscribe`` command's overrides, validated
+    (ConfigurationError)."""
+    s = settings or conf.get_settings()
+    if batch_size is None:
+        return s
+    checked = conf.OutboxSettings.from_mapping({"DEFAULT_CONSUMER_BATCH_SIZE": batch_size})
+    return dataclasses.replace(s, DEFAULT_CONSUMER_BATCH_SIZE=checked.DEFAULT_CONSUMER_BATCH_SIZE)

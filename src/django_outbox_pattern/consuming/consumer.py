@@ -116,6 +116,7 @@ class Consumer:
             current=lambda: self._transport,
             queue_name=self.queue,
             unsettled=self._unsettled,
+            batch_size=settings.DEFAULT_CONSUMER_BATCH_SIZE,
         )
 
     def __repr__(self) -> str:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 
 from django_outbox_pattern import conf, exceptions, payloads, tracing
 from django_outbox_pattern.broker import wire
-from django_outbox_pattern.consuming import inbox, settling
+from django_outbox_pattern.consuming import batching, inbox, settling
 from django_outbox_pattern.core import addressing, backoff, identity, requestid
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class Processor:
         self._stopping = stopping
         self._count = count
         self._on_settled_hook = on_settled
+        self.batch: batching.Batch | None = None  # set by the worker while a batch transaction is open
         queue = dead_letter_queue.removeprefix(addressing.DEAD_LETTER_PREFIX)
         self._dead_letters = settling.DeadLetters(
             queue, dead_letter_queue, receipt_timeout=settings.DEFAULT_RECEIPT_TIMEOUT
@@ -152,6 +153,12 @@ class Processor:
                 self._attempt(payload, settlement, first=attempt == 1)
                 return
             except inbox.TRANSIENT_ERRORS as exc:
+                if self.batch is not None:  # the batch's transaction is broken: all of it again, later
+                    self.batch.abort(
+                        f"database error on message {msg_id}: {conf.describe_error(exc)}", msg_id
+                    )
+                    settlement.leave("a database error aborts its batch: the broker redelivers it")
+                    return
                 self._store.reset()
                 if payload.settled or attempt > retries:
                     self._fail(payload, settlement, f"database error, {attempt} attempts")
@@ -224,6 +231,10 @@ class Processor:
         """Count the outcome; a message the callback left unsettled is nacked so the queue never stalls."""
         if payload.saved and payload.acked:  # committed: a copy later in the same run is a duplicate
             self._known.add(payload.msg_id)
+        if not payload.settled and payload.saved and self.batch is not None and not self.batch.aborted:
+            settlement.ack_after(self.batch)  # saved in the batch transaction: acked once it commits
+            self.batch.after_commit(lambda: self._count("processed"))
+            return
         if not payload.settled:
             logger.warning(
                 "The callback neither saved nor nacked message %s%s: nacking it to %s. Call payload.save() "

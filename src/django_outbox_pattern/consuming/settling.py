@@ -28,6 +28,7 @@ import logging
 from collections.abc import Callable
 
 from django_outbox_pattern.broker import wire
+from django_outbox_pattern.consuming import batching
 from django_outbox_pattern.core import identity
 
 logger = logging.getLogger(__name__)
@@ -131,6 +132,14 @@ class Settlement:
     def ack(self) -> None:
         if self._begin(Outcome.ACKED):
             self._write("ack", lambda: self.source.ack(self.message.ack_id, self._subscription, defer=True))
+
+    def ack_after(self, batch: batching.Batch) -> None:
+        """Settled as ACKED now; the ACK frame is written only once ``batch`` committed (batching.py)."""
+        if self._begin(Outcome.ACKED):
+            batch.after_commit(lambda: self._write("ack", self._deferred_ack))
+
+    def _deferred_ack(self) -> None:
+        self.source.ack(self.message.ack_id, self._subscription, defer=True)
 
     def dead_letter(self, reason: str) -> None:
         if not self._begin(Outcome.DEAD_LETTERED):

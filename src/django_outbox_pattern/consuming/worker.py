@@ -19,8 +19,11 @@ import threading
 import time
 from collections.abc import Callable
 
+from django.db import transaction
+
+from django_outbox_pattern import conf
 from django_outbox_pattern.broker import wire
-from django_outbox_pattern.consuming import handling, inbox, settling, unsettled
+from django_outbox_pattern.consuming import batching, handling, inbox, settling, unsettled
 from django_outbox_pattern.core import observer as observing
 
 logger = logging.getLogger(__name__)
@@ -43,9 +46,12 @@ class Worker:
         current: Callable[[], wire.Transport | None],
         queue_name: str,
         unsettled: unsettled.Unsettled,
+        batch_size: int = 1,
     ) -> None:
         self.handoff: queue.Queue[tuple[wire.Transport, wire.Message]] = queue.Queue()
         self._unsettled = unsettled
+        self._batch_size = batch_size  # > 1: batched consuming (batching.py)
+        self._suspects = batching.Suspects()
         self._processor = processor
         self._store = store
         self._observer = observer
@@ -77,6 +83,11 @@ class Worker:
                 while len(run) < PRECHECK_MAX:
                     run.append(self.handoff.get_nowait())
             self._processor.precheck([message for source, message in run if source is self._current()])
+            if self._batch_size > 1:
+                for start in range(0, len(run), self._batch_size):
+                    if not self._stopping.is_set():
+                        self._run_batch(run[start : start + self._batch_size])
+                continue
             flushed = time.monotonic()
             for source, message in run:
                 if self._stopping.is_set():  # the rest stay unacknowledged: the broker redelivers them
@@ -91,6 +102,51 @@ class Worker:
                     flushed = time.monotonic()
             flush(self._current())
         self._store.reset()
+
+    def _run_batch(self, chunk: list[tuple[wire.Transport, wire.Message]]) -> None:
+        """Handle ``chunk`` in one transaction, each message in a savepoint; ACK only after the commit."""
+        batch, source = batching.Batch(), self._current()
+        alone = [(o, m) for o, m in chunk if _identity(m) in self._suspects]  # they aborted a batch before
+        chunk = [item for item in chunk if item not in alone]
+        self._processor.batch = batch
+        try:
+            with transaction.atomic():
+                for origin, message in chunk:
+                    if self._stopping.is_set():  # the rest stay unacknowledged: the broker redelivers them
+                        break
+                    self._observer.heartbeat()
+                    if origin is not source:  # from a closed connection: the broker redelivers it
+                        self._unsettled.remove(message)
+                        continue
+                    savepoint = transaction.savepoint()
+                    outcome = self._processor.handle(origin, message)  # settles it, never raises
+                    if batch.aborted:
+                        raise batching.BatchAborted(batch.aborted)
+                    if outcome is settling.Outcome.ACKED:
+                        transaction.savepoint_commit(savepoint)
+                    else:  # dead-lettered: its writes go, the others stay
+                        transaction.savepoint_rollback(savepoint)
+        except Exception as exc:  # nothing of the batch committed: nothing of it may be acked
+            logger.warning(
+                "Batch of %d messages not committed (%s): closing the connection, the broker redelivers them",
+                len(chunk),
+                conf.describe_error(exc),
+                extra={"action": "consumer_batch_rolled_back", "queue": self._queue},
+            )
+            if batch.culprit:
+                self._suspects.add(batch.culprit)
+            if source is not None:
+                settling.close(source)
+            self._store.reset()
+            return
+        finally:
+            self._processor.batch = None
+        for after in batch.after:  # committed: the ACK frames, the counts
+            after()
+        for origin, message in alone:  # unbatched: bounded retries, then the dead-letter queue
+            if not self._stopping.is_set() and origin is self._current():
+                self._handle(origin, message)
+        flush(source)
 
     def _handle(self, source: wire.Transport, message: wire.Message) -> None:
         try:
@@ -115,3 +171,11 @@ def flush(source: wire.Transport | None) -> None:
             extra={"action": "consumer_ack_flush_failed"},
         )
         settling.close(source)
+
+
+def _identity(message: wire.Message) -> str:
+    """The id the inbox knows the message by, or "" when it has none (it cannot have aborted a batch)."""
+    try:
+        return inbox.message_id(message.headers)
+    except Exception:
+        return ""

@@ -33,6 +33,17 @@ def subscribe(
             show_default=False,
         ),
     ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size",
+            min=1,
+            max=1000,
+            help="Messages whose callbacks share one transaction, acked after its commit "
+            "\\[default: DEFAULT_CONSUMER_BATCH_SIZE, 1].",
+            show_default=False,
+        ),
+    ] = None,
     metrics_port: params.MetricsPortOpt = None,
     metrics_addr: params.MetricsAddrOpt = "127.0.0.1",
     health_file: params.HealthFileOpt = None,
@@ -48,6 +59,7 @@ def subscribe(
       outboxctl subscribe myapp.callbacks.on_order /topic/orders.v1 orders
       outboxctl --settings mysite.settings subscribe myapp.callbacks.on_job /queue/jobs
       outboxctl subscribe myapp.callbacks.on_job /queue/jobs --metrics-port 9109 --health-file /tmp/c.alive
+      outboxctl subscribe myapp.callbacks.on_job /queue/jobs --batch-size 100
     """
     resolved = bootstrap.setup(state(ctx))
     from django_outbox_pattern.consuming import assembly
@@ -60,9 +72,10 @@ def subscribe(
         health_file=str(health_file) if health_file else None,
         component="consumer",
     )
-    engine = assembly.build_consumer(
-        callback, destination, queue_name, settings=resolved.outbox, observer=observer
-    )
+    settings = resolved.outbox
+    if batch_size is not None:
+        settings = dataclasses.replace(settings, DEFAULT_CONSUMER_BATCH_SIZE=batch_size)
+    engine = assembly.build_consumer(callback, destination, queue_name, settings=settings, observer=observer)
     output.note(
         f"Consuming {destination}" + (f" (queue {queue_name})" if queue_name else "") + "; Ctrl-C stops."
     )

@@ -31,13 +31,24 @@ class Command(BaseCommand):
             default=None,
             help="queue to consume (default: last segment of the destination)",
         )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            help="Messages whose callbacks share one transaction, acked after its commit "
+            "(DEFAULT_CONSUMER_BATCH_SIZE, 1 to 1000).",
+        )
         observability.add_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             observer = observability.observer_from_options(options, component="consumer")
+            settings = assembly.consumer_settings(batch_size=options["batch_size"])
             consumer = assembly.build_consumer(
-                options["callback"], options["destination"], options["queue_name"], observer=observer
+                options["callback"],
+                options["destination"],
+                options["queue_name"],
+                settings=settings,
+                observer=observer,
             )
         except exceptions.OutboxError as exc:
             raise CommandError(str(exc)) from exc
