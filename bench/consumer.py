@@ -6,7 +6,8 @@ warm-up messages), then filled with N messages, then drained by a second consume
 by the time from the first to the N-th callback (connecting and subscribing are left out).
 Raw limit: receive + ack the same kind of messages with client-individual acks and the same prefetch,
 no database. Db-only limit: ``save_inbox`` on real ``Payload`` objects (real database inbox, no-op ack)
-in a plain loop, no broker.
+in a plain loop, no broker. Batched: the same consumer with DEFAULT_CONSUMER_BATCH_SIZE = the prefetch (one
+transaction per batch, acks after its commit), against the raw receive+ack client.
 """
 
 from __future__ import annotations
@@ -98,10 +99,11 @@ def _payloads(messages: list[tuple[str, dict[str, str]]]) -> tuple[list[Any], st
         return [FakePayload(headers, json.loads(body)) for body, headers in messages], "fake"
 
 
-def _run_consumer(queue: str) -> tuple[Any, threading.Thread]:
-    from django_outbox_pattern.consuming.assembly import build_consumer
+def _run_consumer(queue: str, batch_size: int = 1) -> tuple[Any, threading.Thread]:
+    from django_outbox_pattern.consuming.assembly import build_consumer, consumer_settings
 
-    consumer = build_consumer(save_inbox, f"/queue/{queue}", queue)
+    settings = consumer_settings(batch_size=batch_size)
+    consumer = build_consumer(save_inbox, f"/queue/{queue}", queue, settings=settings)
     thread = threading.Thread(target=consumer.run, name="bench-consumer", daemon=True)
     thread.start()
     return consumer, thread
@@ -114,7 +116,7 @@ def _stop(consumer: Any, thread: threading.Thread) -> None:
         raise BenchError("the consumer did not stop within 60s")
 
 
-def consume(queue: str, count: int, body_bytes: int) -> dict[str, Any]:
+def consume(queue: str, count: int, body_bytes: int, batch_size: int = 1) -> dict[str, Any]:
     global _progress
     from bench import db
 
@@ -133,7 +135,7 @@ def consume(queue: str, count: int, body_bytes: int) -> dict[str, Any]:
         broker.send_pipelined(transport, f"/amq/queue/{queue}", messages)
     finally:
         transport.disconnect()
-    consumer, thread = _run_consumer(queue)
+    consumer, thread = _run_consumer(queue, batch_size)
     finished = _progress.done.wait(300)
     stats = getattr(consumer, "stats", None)
     _stop(consumer, thread)
@@ -192,7 +194,8 @@ def run(ctx: Context, figures: Figures) -> None:
     count, body = ctx.params.consumer_msgs, ctx.params.body_bytes
     raw_runs: list[float] = []
     per_db: dict[str, dict[str, list[float]]] = {
-        db: {"msgs": [], "db_only": [], "limit": [], "ratio": []} for db in ctx.dbs
+        db: {"msgs": [], "db_only": [], "limit": [], "ratio": [], "batched": [], "batched_ratio": []}
+        for db in ctx.dbs
     }
     for repeat in range(ctx.params.repeat):
         raw = measure_raw(ctx, count)
@@ -212,21 +215,39 @@ def run(ctx: Context, figures: Figures) -> None:
             finally:
                 if spy is not None:
                     spy.stop()
+            batched = worker.call(
+                "bench.consumer:consume",
+                queue=broker.unique_queue(f"consb-{db}"),
+                count=count,
+                body_bytes=body,
+                batch_size=ctx.params.prefetch,  # as many callbacks per transaction as the prefetch allows
+            )["msgs_per_s"]
             ratio = real / min(raw, only)
             for key, value in (
                 ("msgs", real),
                 ("db_only", only),
                 ("limit", min(raw, only)),
                 ("ratio", ratio),
+                ("batched", batched),
+                ("batched_ratio", batched / raw),
             ):
                 per_db[db][key].append(value)
-            ctx.log(f"consumer #{repeat + 1} {db}", msgs_per_s=real, db_only=only, ratio_to_limit=ratio)
+            ctx.log(
+                f"consumer #{repeat + 1} {db}",
+                msgs_per_s=real,
+                db_only=only,
+                ratio_to_limit=ratio,
+                batched=batched,
+                batched_ratio_to_raw=batched / raw,
+            )
     figures.add("consumer.raw_msgs_per_s", raw_runs, unit="msg/s")
     for db in ctx.dbs:
         figures.add(f"consumer.{db}.msgs_per_s", per_db[db]["msgs"], unit="msg/s")
         figures.add(f"consumer.{db}.db_only_msgs_per_s", per_db[db]["db_only"], unit="msg/s")
         figures.add(f"consumer.{db}.limit_msgs_per_s", per_db[db]["limit"], unit="msg/s")
         figures.add(f"consumer.{db}.ratio_to_limit", per_db[db]["ratio"], unit="ratio")
+        figures.add(f"consumer.{db}.batched_msgs_per_s", per_db[db]["batched"], unit="msg/s")
+        figures.add(f"consumer.{db}.batched_ratio_to_raw", per_db[db]["batched_ratio"], unit="ratio")
     main_db = "postgres" if "postgres" in ctx.dbs else ctx.dbs[0]
     figures.add("consumer.db_only_msgs_per_s", per_db[main_db]["db_only"], unit="msg/s")
     figures.set("consumer.db_only_database", main_db)

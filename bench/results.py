@@ -44,6 +44,12 @@ TARGETS = (
     Target("relay.postgres.scaling.duplicates", "==", 0, "no message sent twice by concurrent relays"),
     Target("latency.notify.p50_ms", "<=", 25, "commit-to-receive p50 with the wake-up"),
     Target("latency.notify.p99_ms", "<=", 100, "commit-to-receive p99 with the wake-up"),
+    Target(
+        "consumer.postgres.batched_ratio_to_raw",
+        ">=",
+        0.70,
+        "batched consumer (batch = prefetch) vs raw receive+ack",
+    ),
     Target("consumer.postgres.ratio_to_limit", ">=", 0.70, "consumer vs min(raw receive+ack, db-only loop)"),
     Target("write.save_ratio", "<=", 2.0, "decorated save vs plain save, one per transaction"),
     Target("write.bulk_ratio", "<=", 2.0, "decorated bulk_create vs plain bulk_create"),

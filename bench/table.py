@@ -98,6 +98,13 @@ ROWS: tuple[tuple[str, str, str | None, str | None, str | None], ...] = (
         "consumer.sqlite.ratio_to_limit",
         None,
     ),
+    (
+        "consumer postgres, batched",
+        "consumer.postgres.batched_msgs_per_s",
+        "consumer.raw_msgs_per_s",
+        "consumer.postgres.batched_ratio_to_raw",
+        "consumer.postgres.batched_ratio_to_raw",
+    ),
     ("  raw receive+ack", "consumer.raw_msgs_per_s", None, None, None),
     ("  db-only postgres", "consumer.postgres.db_only_msgs_per_s", None, None, None),
     ("  db-only mariadb", "consumer.mysql.db_only_msgs_per_s", None, None, None),
