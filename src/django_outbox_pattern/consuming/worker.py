@@ -106,6 +106,10 @@ class Worker:
     def _run_batch(self, chunk: list[tuple[wire.Transport, wire.Message]]) -> None:
         """Handle ``chunk`` in one transaction, each message in a savepoint; ACK only after the commit."""
         batch, source = batching.Batch(), self._current()
+        if source is None or not source.is_connected():  # closed (a batch aborted): the broker redelivers
+            for _, message in chunk:
+                self._unsettled.remove(message)
+            return
         alone = [(o, m) for o, m in chunk if _identity(m) in self._suspects]  # they aborted a batch before
         chunk = [item for item in chunk if item not in alone]
         self._processor.batch = batch
