@@ -122,14 +122,12 @@ class Worker:
                     if origin is not source:  # from a closed connection: the broker redelivers it
                         self._unsettled.remove(message)
                         continue
-                    savepoint = transaction.savepoint()
-                    outcome = self._processor.handle(origin, message)  # settles it, never raises
-                    if batch.aborted:
-                        raise batching.BatchAborted(batch.aborted)
-                    if outcome is settling.Outcome.ACKED:
-                        transaction.savepoint_commit(savepoint)
-                    else:  # dead-lettered: its writes go, the others stay
-                        transaction.savepoint_rollback(savepoint)
+                    with transaction.atomic():  # the message's own savepoint
+                        outcome = self._processor.handle(origin, message)  # settles it, never raises
+                        if batch.aborted:
+                            raise batching.BatchAborted(batch.aborted)
+                        if outcome is not settling.Outcome.ACKED:  # dead-lettered: its writes go, not others'
+                            transaction.set_rollback(True)
         except Exception as exc:  # nothing of the batch committed: nothing of it may be acked
             logger.warning(
                 "Batch of %d messages not committed (%s): closing the connection, the broker redelivers them",
