@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.support.fault_cluster import Cluster, settle
+from tests.support.fault_cluster import RELAY_READY, Cluster, settle
 from tests.support.faultdb import Books
 from tests.support.rabbit_node import RabbitNode
 from tests.support.runner import wait_until
@@ -34,8 +34,9 @@ def test_rows_of_a_killed_relay_are_sent_again_by_the_live_one_within_seconds(
     victim = cluster.add_relay()
     delays: list[float] = []
     for _ in range(KILLS):
-        cluster.write(1500, rate=3000, wait=False)  # a backlog that keeps both relays busy
-        victim.start()
+        victim.start()  # connected before the backlog comes, so both relays compete for it
+        assert victim.wait_for_log(RELAY_READY, timeout=60), victim.log()
+        cluster.write(3000, wait=False)
         assert wait_until(lambda: bool(cluster.db.held_by_pid(victim.pid)), timeout=60, interval=0.002), (
             victim.log()
         )
