@@ -15,6 +15,13 @@ by ``dop-msg-id``). No transaction stays open after a method returns.
 
 Every statement handles a whole batch: no per-row UPDATE and no per-row SELECT.
 
+Per-key ordering (sequencing.py): a row with an ordering key is due only while no earlier row of its key
+(lower ``ordering_seq``) is unsent, SCHEDULE or FAILED. So a claim takes at most a key's first unsent row,
+the key's next row waits for that one's RECEIPT, and a row that failed for good holds the rest of its key
+until an operator replays it or parks it (parking clears its ``ordering_seq``). On PostgreSQL and SQLite
+the claim reads one snapshot; on MariaDB/MySQL the locking read sees rows committed after the subquery's
+snapshot, so the claimed keyed rows are checked once more before they are leased.
+
 Liveness (liveness.py): every relay process beats its ``RelayProcess`` row with the database's clock; the
 rows leased by a relay whose beat is stale are released at once, not at the end of their lease.
 """
@@ -24,14 +31,14 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from django.db import DatabaseError, connections, models, transaction
-from django.db.models import ExpressionWrapper, F, Q
+from django.db.models import Exists, ExpressionWrapper, F, OuterRef, Q
 from django.db.models.functions import Cast, Now
 
-from django_outbox_pattern import exceptions, wiring
+from django_outbox_pattern import exceptions, sequencing, wiring
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import AbstractPublished, RelayProcess
 from django_outbox_pattern.relaying.outbox import OutboxRow
@@ -47,15 +54,19 @@ BATCH_SIZE = 1000  # rows per statement for sweeps and purges
 # What a claim reads: the body as the JSON text stored (sent as it is, never decoded), the headers as JSON
 # text, and whether the row expired (compared in SQL: no timestamp is parsed per row).
 _FIELDS = ("id", "destination", "wire_body", "wire_headers", "retry", "expired")
+UNSENT = (StatusChoice.SCHEDULE, StatusChoice.FAILED)  # an earlier row of the key in these holds the rest
 
 
-def _wire_values(rows: models.QuerySet[AbstractPublished], now: datetime.datetime) -> models.QuerySet[Any]:
-    """``_FIELDS`` of the rows: JSON columns as their stored text, expiry compared by the database."""
+def _wire_values(
+    rows: models.QuerySet[AbstractPublished], now: datetime.datetime, *extra: str
+) -> models.QuerySet[Any]:
+    """``_FIELDS`` (then ``extra``) of the rows: JSON columns as their stored text, expiry compared by the
+    database."""
     values: models.QuerySet[Any] = rows.annotate(
         wire_body=Cast("body", output_field=models.TextField()),
         wire_headers=Cast("headers", output_field=models.TextField()),
         expired=ExpressionWrapper(Q(expires_at__lte=now), output_field=models.BooleanField()),
-    ).values_list(*_FIELDS)
+    ).values_list(*_FIELDS, *extra)
     return values
 
 
@@ -120,12 +131,15 @@ class OutboxStore:
             due = (
                 self._rows()
                 .filter(status=StatusChoice.SCHEDULE, available_at__lte=now)
+                .filter(self._first_of_key())
                 .order_by(*CLAIM_ORDER)
             )
             if self.strategy == "skip_locked":
                 with transaction.atomic(using=self.using):
                     locked = due.select_for_update(skip_locked=True)
-                    rows = list(_wire_values(locked, now)[:limit])
+                    rows = list(_wire_values(locked, now, "ordering_key")[:limit])
+                    late = self._still_held([r[0] for r in rows if r[-1] is not None])
+                    rows = [r[:-1] for r in rows if r[0] not in late]
                     if rows:
                         self._rows().filter(id__in=[r[0] for r in rows]).update(
                             locked_by=token, available_at=lease_until
@@ -145,17 +159,42 @@ class OutboxStore:
             position = {row_id: index for index, row_id in enumerate(ids)}  # the lease erased the due order
             return sorted((OutboxRow.from_values(r) for r in leased), key=lambda row: position[row.id])
 
+    def _first_of_key(self) -> Q:
+        """Rows without a key, or whose key has no earlier unsent row."""
+        earlier = self._rows().filter(
+            ordering_key=OuterRef("ordering_key"),
+            status__in=UNSENT,
+            ordering_seq__lt=OuterRef("ordering_seq"),
+        )
+        return Q(ordering_key__isnull=True) | Q(ordering_seq__isnull=True) | Q(~Exists(earlier))
+
+    def _still_held(self, keyed_ids: Sequence[Any]) -> set[Any]:
+        """MariaDB/MySQL: which of the keyed rows just locked have an earlier unsent row after all.
+
+        A fresh statement (READ COMMITTED, Django's default there) sees every row committed before the
+        locking read saw these ones, which the claim's own subquery may not have."""
+        if not keyed_ids:
+            return set()
+        held = self._rows().filter(id__in=keyed_ids).exclude(self._first_of_key())
+        return set(held.values_list("id", flat=True))
+
     def _claim_returning(
         self, token: str, *, limit: int, now: datetime.datetime, lease_until: datetime.datetime
     ) -> list[OutboxRow]:
         """PostgreSQL: lock, lease and read the batch in one statement (one round trip, no transaction)."""
         conn = connections[self.using]
         table, col = self._quoted_names(conn)
+        key, seq, unsent = col["ordering_key"], col["ordering_seq"], ", ".join(str(int(s)) for s in UNSENT)
+        first_of_key = (
+            f"{table}.{key} IS NULL OR {table}.{seq} IS NULL OR NOT EXISTS (SELECT 1 FROM {table} earlier "
+            f"WHERE earlier.{key} = {table}.{key} AND earlier.{col['status']} IN ({unsent}) "
+            f"AND earlier.{seq} < {table}.{seq})"
+        )
         # The UPDATE finds its rows by primary key (= ANY of an array): joined to the CTE instead, the planner
         # may hash the whole table for every batch. The final join restores the due order.
         sql = (
             f"WITH due AS (SELECT {col['id']} AS due_id, {col['available_at']} AS due_at FROM {table} "
-            f"WHERE {col['status']} = %s AND {col['available_at']} <= %s "
+            f"WHERE {col['status']} = %s AND {col['available_at']} <= %s AND ({first_of_key}) "
             f"ORDER BY {col['available_at']}, {col['id']} LIMIT %s FOR UPDATE SKIP LOCKED), "
             f"claimed AS (UPDATE {table} SET {col['locked_by']} = %s, {col['available_at']} = %s "
             f"WHERE {col['id']} = ANY(ARRAY(SELECT due_id FROM due)) RETURNING {col['id']} AS id, "
@@ -217,7 +256,33 @@ class OutboxStore:
         if count_attempt:
             changes["retry"] = F("retry") + 1
         with wrap_errors("dead-letter rows"):
-            return self._leased(ids, token).update(**changes)
+            dead = self._leased(ids, token).update(**changes)
+            self._hold_behind(ids)
+            return dead
+
+    def refresh_held(self, keys: Iterable[str]) -> None:
+        """After an operator replayed or parked rows of these keys: the pending rows say which failed row
+        still holds them, or nothing."""
+        keyed = self._rows().filter(ordering_key__in=list(keys))
+        with wrap_errors("update the rows of ordering keys"):
+            keyed.filter(status=StatusChoice.SCHEDULE, last_error__startswith=sequencing.HELD_PREFIX).update(
+                last_error=""
+            )
+            self._hold_behind(list(keyed.filter(status=StatusChoice.FAILED).values_list("id", flat=True)))
+
+    def _hold_behind(self, ids: Sequence[Any]) -> None:
+        """The pending rows of each key behind a row just made FAILED say which row holds them."""
+        blockers = (
+            self._rows()
+            .filter(id__in=ids, status=StatusChoice.FAILED, ordering_key__isnull=False)
+            .exclude(ordering_seq=None)
+            .order_by("-ordering_seq")  # the earliest blocker of a key writes last: it is the one that holds
+            .values_list("id", "ordering_key", "ordering_seq")
+        )
+        for blocker, key, seq in blockers:
+            self._rows().filter(ordering_key=key, status=StatusChoice.SCHEDULE, ordering_seq__gt=seq).update(
+                last_error=sequencing.held_reason(blocker, key)
+            )
 
     def release(self, ids: Sequence[Any], *, token: str, now: datetime.datetime) -> int:
         """Rows never sent (the connection went first): due again at once, attempts unchanged."""
@@ -251,6 +316,7 @@ class OutboxStore:
                 total += expired.filter(id__in=ids).update(
                     status=StatusChoice.FAILED, last_error=reason, locked_by=""
                 )
+                self._hold_behind(ids)
                 if len(ids) < BATCH_SIZE:
                     return total
 
