@@ -31,7 +31,7 @@ def held_reason(blocker: Any, key: str) -> str:
     """``last_error`` of a pending row that waits for a failed earlier row of its key."""
     return (
         f"{HELD_PREFIX}{blocker} (ordering key {key!r}), which failed for good: replay it (outboxctl replay "
-        f"--id {blocker}) or park it (outboxctl dead-letter park --id {blocker}) to let this key go on"
+        f"--id {blocker}) or park it (outboxctl dead-letter --id {blocker} --reason ...) to let the key go on"
     )
 
 
