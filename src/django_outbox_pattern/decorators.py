@@ -53,12 +53,6 @@ def publish(configs: Sequence[Config]) -> Callable[[ModelT], ModelT]:
             raise TypeError(f"publish() takes a list of Config, got {config!r}")
 
     def wrapper(cls: ModelT) -> ModelT:
-        for config in configs:
-            if config.ordering_key is not None and not hasattr(cls, config.ordering_key):
-                raise TypeError(
-                    f"{cls.__name__} has no field, attribute or method {config.ordering_key!r}, named as "
-                    "ordering_key in @publish: name the field whose value identifies the entity"
-                )
         setattr(cls, CONFIGS_ATTR, configs)
         if not getattr(cls.save, "_dop_wrapped", False):
             cls.save = _wrap_save(cls.save)  # type: ignore[method-assign]
