@@ -228,9 +228,13 @@ def measure_reference(ctx: Context, python: str, count: int) -> float:
             if rows >= count:
                 break
             if proc.poll() is not None:
-                raise BenchError(f"3.2.1's subscribe exited {proc.returncode} (see var/bench/consumer-ref.log)")
+                raise BenchError(
+                    f"3.2.1's subscribe exited {proc.returncode} (see var/bench/consumer-ref.log)"
+                )
             if now > deadline:
-                raise BenchError(f"3.2.1's subscribe saved {rows} of {count} messages in {REF_TIMEOUT_S:.0f}s")
+                raise BenchError(
+                    f"3.2.1's subscribe saved {rows} of {count} messages in {REF_TIMEOUT_S:.0f}s"
+                )
             time.sleep(REF_POLL_S)  # polling another process's progress: nothing to wait on
     finally:
         proc.terminate()

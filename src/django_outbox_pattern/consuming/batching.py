@@ -166,6 +166,7 @@ class Guard:
     """
 
     _CREATE, _RELEASE, _ROLLBACK = "SAVEPOINT ", "RELEASE SAVEPOINT ", "ROLLBACK TO SAVEPOINT "
+    _SAVEPOINT_SQL = (_CREATE, _RELEASE, _ROLLBACK)
 
     def __init__(self, connection: Any) -> None:
         self._base = len(connection.savepoint_ids)  # savepoints open when the batch began (none added)
@@ -191,7 +192,8 @@ class Guard:
         for name in self._waiting:  # a real statement: the savepoints it runs in go first
             execute(self._CREATE + name, None, False, context)
         self._waiting.clear()
-        if any(context["connection"].savepoint_ids[self._base :]):
+        # Django pops a savepoint's id before it releases or rolls it back: those are never bare
+        if sql.startswith(self._SAVEPOINT_SQL) or any(context["connection"].savepoint_ids[self._base :]):
             return execute(sql, params, many, context)
         self.bare = True
         try:
