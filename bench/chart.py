@@ -39,6 +39,7 @@ PANELS: tuple[tuple[str, str, tuple[tuple[str, str, str], ...]], ...] = (
         (
             ("raw receive+ack", "consumer.raw_msgs_per_s", "#9e9e9e"),
             ("db-only loop, PostgreSQL", "consumer.postgres.db_only_msgs_per_s", "#bcbcbc"),
+            ("3.2.1 consumer, PostgreSQL", "consumer.postgres.ref321_msgs_per_s", "#d62728"),
             ("consumer, PostgreSQL", "consumer.postgres.msgs_per_s", "#1f77b4"),
             ("consumer batched, PostgreSQL", "consumer.postgres.batched_msgs_per_s", "#17becf"),
             ("consumer, MariaDB", "consumer.mysql.msgs_per_s", "#2ca02c"),

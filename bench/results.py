@@ -50,6 +50,12 @@ TARGETS = (
         0.70,
         "batched consumer (batch = prefetch) vs raw receive+ack",
     ),
+    Target(
+        "consumer.postgres.batched_vs_ref321",
+        ">=",
+        10.0,
+        "batched consumer vs 3.2.1's subscribe process, same messages, same run",
+    ),
     Target("consumer.postgres.ratio_to_limit", ">=", 0.70, "consumer vs min(raw receive+ack, db-only loop)"),
     Target("write.save_ratio", "<=", 2.0, "decorated save vs plain save, one per transaction"),
     Target("write.bulk_ratio", "<=", 2.0, "decorated bulk_create vs plain bulk_create"),
