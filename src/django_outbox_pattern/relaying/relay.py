@@ -46,6 +46,7 @@ CONNECT_BACKOFF_BASE_S = 1.0  # first reconnect delay; doubles up to DEFAULT_MAX
 STORAGE_BACKOFF_CAP_S = 30.0  # longest wait between passes while the database fails
 IN_FLIGHT_BATCHES = 2  # full batches sent and not yet landed while draining (the broker's queue)
 HEARTBEAT_EVERY_S = 1.0  # the observer's heartbeat keeps coming while the relay waits out a failure
+WAKE_STRANDED_EVERY_S = 1.0  # how often a keyed row whose wake-up was lost is looked for (store.py)
 
 
 class Notifier(Protocol):
@@ -105,6 +106,7 @@ class Relay:
         self._connect_failures = 0
         self._storage_failures = 0
         self._next_housekeeping = 0.0
+        self._next_wake = 0.0
         self._fatal: BaseException | None = None
         if settings.DEFAULT_RELAY_LEASE < 3 * settings.DEFAULT_RECEIPT_TIMEOUT:
             logger.warning(
@@ -214,7 +216,8 @@ class Relay:
         return delay
 
     def run_once(self) -> int:
-        """One pass: claim a batch, land the previous one, launch this one; returns the rows claimed."""
+        """One pass: claim a batch, launch it, land older ones; returns the due rows looked at (or, when
+        there were none, the rows of ordering keys that landing made due)."""
         if not (self._draining or self._woken):  # the hot path never pays a database reconnect
             _close_old_connections()
         self._woken = False
@@ -235,12 +238,15 @@ class Relay:
             )
         self._connect_failures = 0
         started, now = time.monotonic(), self._clock()
+        if started >= self._next_wake:
+            self._next_wake = started + WAKE_STRANDED_EVERY_S
+            self.store.wake_stranded(now=now)
         token = f"{self.relay_id}#{next(self._claims)}"
         lease_until = now + datetime.timedelta(seconds=self.settings.DEFAULT_RELAY_LEASE)
         chunk = self.settings.DEFAULT_PUBLISHED_CHUNK_SIZE
         self._draining = False
         rows = self.store.claim(token, limit=chunk, now=now, lease_until=lease_until)
-        claimed = len(rows)
+        claimed = getattr(rows, "scanned", len(rows))  # rows set aside for their key count: more may be due
         if rows and self.routing_gate is not None:  # rows no queue would receive are held, not sent
             rows, held = self.routing_gate.partition(rows)
             for reason, group in held.items():
@@ -252,19 +258,23 @@ class Relay:
         self._draining = claimed >= chunk
         # Land the oldest batches, whose receipts came meanwhile; when no full batch is right behind them,
         # land every one: none is left waiting.
+        woken = 0
         while len(self._in_flight) > (IN_FLIGHT_BATCHES if self._draining else 0):
-            self._land(self._in_flight.popleft())
-        return claimed
+            woken += self._land(self._in_flight.popleft()).woken
+        if woken:  # the next rows of ordering keys are due now: no pause before the next pass
+            self._draining = True
+        return claimed or woken
 
     def _land_in_flight(self) -> None:
         """Land every batch in flight, oldest first."""
         while self._in_flight:
             self._land(self._in_flight.popleft())
 
-    def _land(self, batch: batches.InFlight) -> None:
+    def _land(self, batch: batches.InFlight) -> batches.BatchResult:
         result = self.batches.land(batch)
         self.last_batch = result
         self._landed.append(result)
+        return result
 
     def _land_in_flight_safely(self) -> None:
         try:

@@ -15,12 +15,15 @@ by ``dop-msg-id``). No transaction stays open after a method returns.
 
 Every statement handles a whole batch: no per-row UPDATE and no per-row SELECT.
 
-Per-key ordering (sequencing.py): a row with an ordering key is due only while no earlier row of its key
-(lower ``ordering_seq``) is unsent, SCHEDULE or FAILED. So a claim takes at most a key's first unsent row,
-the key's next row waits for that one's RECEIPT, and a row that failed for good holds the rest of its key
-until an operator replays it or parks it (parking clears its ``ordering_seq``). On PostgreSQL and SQLite
-the claim reads one snapshot; on MariaDB/MySQL the locking read sees rows committed after the subquery's
-snapshot, so the claimed keyed rows are checked once more before they are leased.
+Per-key ordering (sequencing.py, docs/ordering.md): a row with an ordering key is sent only while no earlier
+row of its key (lower ``ordering_seq``) is unsent, SCHEDULE or FAILED. A claim looks at up to ``limit`` due
+rows: it leases the first unsent row of each key (and every row without a key) and sets the others aside,
+``available_at`` = ``WAITING``, out of the claim's range, so that a long backlog of one key is looked at
+once, not on every pass. Publishing a keyed row wakes its key's next row (``wake_next``); a periodic
+``wake_stranded`` catches a wake-up lost to a race with a claim. A row that failed for good holds the rest
+of its key until an operator replays it or parks it (parking clears its ``ordering_seq``). PostgreSQL and
+SQLite decide which rows go first on one snapshot; on MariaDB/MySQL the locking read sees rows committed
+after its subquery's snapshot, so the keyed rows it locked are judged by a second, fresh statement.
 
 Liveness (liveness.py): every relay process beats its ``RelayProcess`` row with the database's clock; the
 rows leased by a relay whose beat is stale are released at once, not at the end of their lease.
@@ -31,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 from django.db import DatabaseError, connections, models, transaction
@@ -41,7 +44,7 @@ from django.db.models.functions import Cast, Now
 from django_outbox_pattern import exceptions, sequencing, wiring
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import AbstractPublished, RelayProcess
-from django_outbox_pattern.relaying.outbox import OutboxRow
+from django_outbox_pattern.relaying.outbox import Claimed, OutboxRow
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,8 @@ BATCH_SIZE = 1000  # rows per statement for sweeps and purges
 # text, and whether the row expired (compared in SQL: no timestamp is parsed per row).
 _FIELDS = ("id", "destination", "wire_body", "wire_headers", "retry", "expired")
 UNSENT = (StatusChoice.SCHEDULE, StatusChoice.FAILED)  # an earlier row of the key in these holds the rest
+# ``available_at`` of a keyed row set aside until the rows of its key before it are sent: never due.
+WAITING = datetime.datetime(9000, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 def _wire_values(
@@ -123,41 +128,46 @@ class OutboxStore:
 
     def claim(
         self, token: str, *, limit: int, now: datetime.datetime, lease_until: datetime.datetime
-    ) -> list[OutboxRow]:
-        """Lease up to ``limit`` due rows to ``token`` and return them in claim order."""
+    ) -> Claimed:
+        """Lease the first unsent row of each key among up to ``limit`` due rows to ``token``, set the
+        others aside (``WAITING``), and return the leased rows in claim order."""
         with wrap_errors("claim a batch"):
             if self.strategy == "returning":
                 return self._claim_returning(token, limit=limit, now=now, lease_until=lease_until)
             due = (
                 self._rows()
                 .filter(status=StatusChoice.SCHEDULE, available_at__lte=now)
-                .filter(self._first_of_key())
                 .order_by(*CLAIM_ORDER)
             )
             if self.strategy == "skip_locked":
                 with transaction.atomic(using=self.using):
                     locked = due.select_for_update(skip_locked=True)
                     rows = list(_wire_values(locked, now, "ordering_key")[:limit])
-                    late = self._still_held([r[0] for r in rows if r[-1] is not None])
-                    rows = [r[:-1] for r in rows if r[0] not in late]
-                    if rows:
-                        self._rows().filter(id__in=[r[0] for r in rows]).update(
+                    waiting = self._held_back([r[0] for r in rows if r[-1] is not None])
+                    first = [r for r in rows if r[0] not in waiting]
+                    if first:
+                        self._rows().filter(id__in=[r[0] for r in first]).update(
                             locked_by=token, available_at=lease_until
                         )
-                return [OutboxRow.from_values(r) for r in rows]
-            ids = list(due.values_list("id", flat=True)[:limit])
-            if not ids:
-                return []
+                    self._set_aside(waiting, now)
+                return Claimed([OutboxRow.from_values(r) for r in first], scanned=len(rows))
+            scanned = list(due.values_list("id", "ordering_key")[:limit])
+            if not scanned:
+                return Claimed()
+            waiting = self._held_back([row_id for row_id, key in scanned if key is not None])
+            ids = [row_id for row_id, _ in scanned if row_id not in waiting]
             self._rows().filter(id__in=ids, status=StatusChoice.SCHEDULE, available_at__lte=now).update(
                 locked_by=token, available_at=lease_until
             )
+            self._set_aside(waiting, now)
             # Read back through the claim index: the lease's end is the same for the whole claim.
             mine = self._rows().filter(
                 status=StatusChoice.SCHEDULE, available_at=lease_until, locked_by=token
             )
-            leased = _wire_values(mine, now)
+            leased = _wire_values(mine, now, "ordering_key")
             position = {row_id: index for index, row_id in enumerate(ids)}  # the lease erased the due order
-            return sorted((OutboxRow.from_values(r) for r in leased), key=lambda row: position[row.id])
+            rows_ = sorted((OutboxRow.from_values(r) for r in leased), key=lambda row: position[row.id])
+            return Claimed(rows_, scanned=len(scanned))
 
     def _first_of_key(self) -> Q:
         """Rows without a key, or whose key has no earlier unsent row."""
@@ -168,20 +178,51 @@ class OutboxStore:
         )
         return Q(ordering_key__isnull=True) | Q(ordering_seq__isnull=True) | Q(~Exists(earlier))
 
-    def _still_held(self, keyed_ids: Sequence[Any]) -> set[Any]:
-        """MariaDB/MySQL: which of the keyed rows just locked have an earlier unsent row after all.
+    def _held_back(self, keyed_ids: Sequence[Any]) -> set[Any]:
+        """Which of these keyed rows have an earlier unsent row of their key.
 
-        A fresh statement (READ COMMITTED, Django's default there) sees every row committed before the
-        locking read saw these ones, which the claim's own subquery may not have."""
+        Asked in a statement of its own after the rows were read (or locked), so it sees every row
+        committed before them (READ COMMITTED, Django's default on MariaDB/MySQL)."""
         if not keyed_ids:
             return set()
         held = self._rows().filter(id__in=keyed_ids).exclude(self._first_of_key())
         return set(held.values_list("id", flat=True))
 
+    def _set_aside(self, ids: Collection[Any], now: datetime.datetime) -> None:
+        """Keyed rows behind an unsent row of their key: out of the claim's range until woken."""
+        if ids:
+            self._rows().filter(
+                id__in=list(ids), status=StatusChoice.SCHEDULE, locked_by="", available_at__lte=now
+            ).update(available_at=WAITING)
+
+    def wake_next(self, keys: Collection[str], *, now: datetime.datetime) -> int:
+        """Rows of these keys were published: each key's next row, if it was set aside, is due at ``now``."""
+        if not keys:
+            return 0
+        return self._wake(Q(ordering_key__in=list(keys)), now)
+
+    def wake_stranded(self, *, now: datetime.datetime) -> int:
+        """Rows set aside whose earlier rows are all sent by now, their wake-up lost: due at ``now``.
+
+        The loss: a claim judges a row on a snapshot taken before the row's predecessor was published, and
+        sets it aside just after ``wake_next`` looked for it."""
+        return self._wake(Q(), now)
+
+    def _wake(self, which: Q, now: datetime.datetime) -> int:
+        aside = Q(status=StatusChoice.SCHEDULE, available_at__gte=WAITING, locked_by="")
+        with wrap_errors("wake waiting rows of ordering keys"):
+            # Two statements: MySQL refuses an UPDATE whose subquery reads the same table.
+            ready = self._rows().filter(which, aside).filter(self._first_of_key())
+            ids = list(ready.values_list("id", flat=True)[:BATCH_SIZE])
+            if not ids:
+                return 0
+            return self._rows().filter(aside, id__in=ids).update(available_at=now)
+
     def _claim_returning(
         self, token: str, *, limit: int, now: datetime.datetime, lease_until: datetime.datetime
-    ) -> list[OutboxRow]:
-        """PostgreSQL: lock, lease and read the batch in one statement (one round trip, no transaction)."""
+    ) -> Claimed:
+        """PostgreSQL: lock the due rows, lease the first of each key, set the others aside and read the
+        leased ones, in one statement (one round trip, no transaction)."""
         conn = connections[self.using]
         table, col = self._quoted_names(conn)
         key, seq, unsent = col["ordering_key"], col["ordering_seq"], ", ".join(str(int(s)) for s in UNSENT)
@@ -190,23 +231,29 @@ class OutboxStore:
             f"WHERE earlier.{key} = {table}.{key} AND earlier.{col['status']} IN ({unsent}) "
             f"AND earlier.{seq} < {table}.{seq})"
         )
-        # The UPDATE finds its rows by primary key (= ANY of an array): joined to the CTE instead, the planner
-        # may hash the whole table for every batch. The final join restores the due order.
+        # The UPDATEs find their rows by primary key (= ANY of an array): joined to the CTE instead, the
+        # planner may hash the whole table for every batch. Every due row comes back (the set-aside ones
+        # with NULLs), in due order, so the caller knows how many were looked at.
         sql = (
-            f"WITH due AS (SELECT {col['id']} AS due_id, {col['available_at']} AS due_at FROM {table} "
-            f"WHERE {col['status']} = %s AND {col['available_at']} <= %s AND ({first_of_key}) "
+            f"WITH due AS (SELECT {col['id']} AS due_id, {col['available_at']} AS due_at, "
+            f"({first_of_key}) AS first FROM {table} "
+            f"WHERE {col['status']} = %s AND {col['available_at']} <= %s "
             f"ORDER BY {col['available_at']}, {col['id']} LIMIT %s FOR UPDATE SKIP LOCKED), "
+            f"aside AS (UPDATE {table} SET {col['available_at']} = %s "
+            f"WHERE {col['id']} = ANY(ARRAY(SELECT due_id FROM due WHERE NOT first))), "
             f"claimed AS (UPDATE {table} SET {col['locked_by']} = %s, {col['available_at']} = %s "
-            f"WHERE {col['id']} = ANY(ARRAY(SELECT due_id FROM due)) RETURNING {col['id']} AS id, "
-            f"{col['destination']} AS destination, {col['body']}::text AS body, "
+            f"WHERE {col['id']} = ANY(ARRAY(SELECT due_id FROM due WHERE first)) "
+            f"RETURNING {col['id']} AS id, {col['destination']} AS destination, {col['body']}::text AS body, "
             f"{col['headers']}::text AS headers, {col['retry']} AS retry, "
-            f"{col['expires_at']} <= %s AS expired) "
-            "SELECT id, destination, body, headers, retry, expired FROM claimed JOIN due ON due_id = id "
-            "ORDER BY due_at, id"
+            f"{col['expires_at']} <= %s AS expired, {key} AS ordering_key) "
+            "SELECT id, destination, body, headers, retry, expired, ordering_key "
+            "FROM due LEFT JOIN claimed ON due_id = id ORDER BY due_at, due_id"
         )
+        params: list[Any] = [StatusChoice.SCHEDULE.value, now, limit, WAITING, token, lease_until, now]
         with conn.cursor() as cursor:
-            cursor.execute(sql, [StatusChoice.SCHEDULE.value, now, limit, token, lease_until, now])
-            return [OutboxRow.from_values(r) for r in cursor.fetchall()]
+            cursor.execute(sql, params)
+            found = cursor.fetchall()
+        return Claimed([OutboxRow.from_values(r) for r in found if r[0] is not None], scanned=len(found))
 
     def _quoted_names(self, conn: Any) -> tuple[str, dict[str, str]]:
         """The table's and every field's column name, quoted for raw SQL on ``conn``."""

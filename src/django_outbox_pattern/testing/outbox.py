@@ -22,7 +22,7 @@ import itertools
 import json
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -113,7 +113,7 @@ class MemoryOutbox:
 
     def claim(
         self, token: str, *, limit: int, now: datetime.datetime, lease_until: datetime.datetime
-    ) -> list[outbox.OutboxRow]:
+    ) -> outbox.Claimed:
         with self._lock:
             waiting = (r for r in self.rows.values() if r.status == StatusChoice.SCHEDULE)
             due = sorted(
@@ -123,7 +123,13 @@ class MemoryOutbox:
             due = due[:limit]
             for row in due:
                 row.locked_by, row.available_at = token, lease_until
-            return [self._claimed(row, now) for row in due]
+            return outbox.Claimed([self._claimed(row, now) for row in due])
+
+    def wake_next(self, keys: Collection[str], *, now: datetime.datetime) -> int:
+        return 0  # nothing is set aside here: a claim looks at every row each time
+
+    def wake_stranded(self, *, now: datetime.datetime) -> int:
+        return 0
 
     def _first_of_key(self, row: MemoryRow) -> bool:
         """No earlier row of its key is unsent (SCHEDULE or FAILED), as the store's claim checks."""
@@ -147,6 +153,7 @@ class MemoryOutbox:
             json.dumps(row.headers, cls=DjangoJSONEncoder),
             row.retry,
             row.expires_at <= now,
+            row.ordering_key,
         )
         return outbox.OutboxRow.from_values(values)
 
