@@ -63,6 +63,7 @@ def measure(
     mode: str = "engine",
     count_queue: bool = True,
     clone_above: int | None = None,
+    keys: int = 0,
 ) -> dict[str, Any]:
     """One relay run; raises BenchError if a row stayed unsent or a message is missing from the queue."""
     name = broker.unique_queue(f"relay-{db}")
@@ -76,6 +77,7 @@ def measure(
             rows=rows,
             body_bytes=ctx.params.body_bytes,
             clone_above=clone_above,
+            keys=keys,
         )
         transport = broker.connect()
         try:
@@ -86,7 +88,7 @@ def measure(
             worker.send("bench.relay:prepare", mode=mode)
         for worker in relays:
             worker.receive(120)
-        spy = ctx.profile(relays[0], f"relay-{db}-{procs}x{rows}")
+        spy = ctx.profile(relays[0], f"relay-{db}-{procs}x{rows}" + (f"-{keys}keys" if keys else ""))
         for worker in relays:
             worker.send("bench.relay:drain", mode=mode)
         try:
