@@ -64,12 +64,13 @@ def measure(
     count_queue: bool = True,
     clone_above: int | None = None,
     keys: int = 0,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One relay run; raises BenchError if a row stayed unsent or a message is missing from the queue."""
     name = broker.unique_queue(f"relay-{db}")
     destination = f"/amq/queue/{name}"
     # Fresh relay processes (their peak RSS is the relay's own); they start while the rows load.
-    relays = [Worker(db, name=f"relay-{db}-{i}", env=ctx.env()) for i in range(procs)]
+    relays = [Worker(db, name=f"relay-{db}-{i}", env=ctx.env(**(env or {}))) for i in range(procs)]
     try:
         ctx.worker(db).call(
             "bench.db:load",
