@@ -34,6 +34,15 @@ PANELS: tuple[tuple[str, str, tuple[tuple[str, str, str], ...]], ...] = (
         ),
     ),
     (
+        "Per-key ordering, relay in process, PostgreSQL",
+        "msg/s",
+        (
+            ("no ordering key", "relay.postgres.unkeyed_msgs_per_s", "#9e9e9e"),
+            ("1,000 ordering keys", "relay.postgres.keyed_msgs_per_s", "#1f77b4"),
+            ("one hot key (sequential)", "relay.postgres.hot_key_msgs_per_s", "#d62728"),
+        ),
+    ),
+    (
         "Consumer",
         "msg/s",
         (

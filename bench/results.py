@@ -40,6 +40,12 @@ TARGETS = (
     Target("relay.postgres.ratio_to_raw", ">=", 0.70, "relay on PostgreSQL vs raw pipelined client"),
     Target("relay.mysql.ratio_to_raw", ">=", 0.60, "relay on MariaDB vs raw pipelined client"),
     Target("relay.sqlite.ratio_to_raw", ">=", 0.50, "relay on SQLite vs raw pipelined client"),
+    Target(
+        "relay.postgres.keyed_ratio",
+        ">=",
+        0.90,
+        "relay with 1,000 ordering keys vs the same rows without keys (issue 16: within 10%)",
+    ),
     Target("relay.postgres.scaling.speedup_2", ">=", 1.0, "two relays at least as fast as one"),
     Target("relay.postgres.scaling.duplicates", "==", 0, "no message sent twice by concurrent relays"),
     Target("latency.notify.p50_ms", "<=", 25, "commit-to-receive p50 with the wake-up"),

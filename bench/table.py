@@ -50,6 +50,14 @@ ROWS: tuple[tuple[str, str, str | None, str | None, str | None], ...] = (
         "relay.sqlite.ratio_to_raw",
     ),
     (
+        "relay postgres, ordering keys",
+        "relay.postgres.keyed_msgs_per_s",
+        "relay.postgres.unkeyed_msgs_per_s",
+        "relay.postgres.keyed_ratio",
+        "relay.postgres.keyed_ratio",
+    ),
+    ("  one hot key (sequential)", "relay.postgres.hot_key_msgs_per_s", None, None, None),
+    (
         "relay postgres, 2 procs",
         "relay.postgres.scaling.relays_2.msgs_per_s",
         "relay.postgres.scaling.relays_1.msgs_per_s",

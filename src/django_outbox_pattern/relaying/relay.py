@@ -154,7 +154,11 @@ class Relay:
                 self._report(on_batch)
                 if (until_empty and handled == 0) or (once and handled is not None):
                     break
-                if handled is not None and not self._draining:
+                if handled and not self._draining:
+                    # The rows just landed may have let the next rows of their ordering keys go: claim
+                    # again at once; only a pass that found nothing due waits for the poll interval.
+                    self._woken = True
+                elif handled is not None and not self._draining:
                     self._woken = self._wakeup.wait(self.settings.DEFAULT_PRODUCER_WAITING_TIME)
                     self._wakeup.clear()
         finally:
