@@ -35,10 +35,6 @@ POISON_KEY, POISON_INDEX = "k17", 40  # the 41st row of k17 (ordering_seq 41) is
 WRITER = "tests.support.ordered_outbox"
 PARK_REASON = "poisoned: skipped by the operator"
 DRAIN_TIMEOUT = 90
-# The engine marks the rows behind a failed row (``last_error``) when the row fails: rows of its key written
-# after that stay held (they are never claimed) but say nothing. Remove the xfail once writers (or the
-# housekeeper) mark them too.
-KNOWN_GAP = "held rows written after their blocker failed have no last_error"
 
 
 @dataclasses.dataclass
@@ -136,6 +132,17 @@ def drain_under_kills(node: RabbitNode, cluster: Cluster, request: pytest.Fixtur
             f"{statuses(db)}\n{cluster.log_text()[-4000:]}"
         )
         assert all(writer.reap(60) == 0 for writer in cluster.writers), [w.log() for w in cluster.writers]
+
+        # Rows written after the blocker failed are labelled when a claim first sets them aside.
+        def labelled() -> bool:
+            found = db.query(
+                "SELECT count(*) FROM published p WHERE p.ordering_key = %s AND p.status = %s "
+                "AND p.last_error NOT LIKE %s",
+                (POISON_KEY, SCHEDULE, "held behind row %"),
+            )
+            return found[0][0] == 0
+
+        assert wait_until(labelled, timeout=30, interval=0.2), "held rows without their reason"
         rows = db.query(
             f"SELECT {db.ID_TEXT}, p.ordering_key, p.ordering_seq, p.status, p.last_error FROM published p"
         )
@@ -148,9 +155,7 @@ def drain_under_kills(node: RabbitNode, cluster: Cluster, request: pytest.Fixtur
         assert len(behind) == held_rows
         reason = sequencing.held_reason(blocker_id, POISON_KEY)
         assert all(r[3] == SCHEDULE for r in behind), [r[3] for r in behind]
-        # Rows written after the blocker failed are held too, but nothing marks them yet (see KNOWN_GAP).
-        unmarked = [int(r[2]) for r in behind if r[4] == ""]
-        assert all(r[4] in (reason, "") for r in behind), {r[4] for r in behind}
+        assert all(r[4] == reason for r in behind), {r[4] for r in behind}
         assert all(r[4] == "" for r in rows if r[3] == SUCCEEDED)  # no other row was ever held
         first = arrivals(drain.sync(), by_id)
         assert first.order == expected(held=True)  # in order, nothing lost, nothing of the held rows
@@ -174,15 +179,12 @@ def drain_under_kills(node: RabbitNode, cluster: Cluster, request: pytest.Fixtur
     line = (
         f"faults: {kills} injected ({mid_batch} mid-batch, {pending_after_kills} rows pending after the "
         f"last), lost {lost}, out of order {final.out_of_order}, redelivered {final.redelivered} "
-        f"(at-least-once), held behind the poisoned row {held_rows} ({len(unmarked)} without last_error) "
-        "then released in order"
+        f"(at-least-once), held behind the poisoned row {held_rows} (each saying so) then released in order"
     )
     summarize(request, line, kills, lost, 0)
     assert not final.unknown, final.unknown[:5]
     assert final.out_of_order == 0
     assert final.order == expected(held=False)
-    if unmarked:
-        pytest.xfail(f"{KNOWN_GAP} (here rows {min(unmarked)}..{max(unmarked)} of {POISON_KEY})")
 
 
 def test_keys_arrive_in_order_through_relay_kills_and_a_poisoned_row_holds_only_its_key_postgres(

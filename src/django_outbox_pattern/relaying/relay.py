@@ -152,7 +152,9 @@ class Relay:
                 self.observer.heartbeat()
                 handled = self._guarded_run_once()
                 self._report(on_batch)
-                if (until_empty and handled == 0) or (once and handled is not None):
+                if until_empty and handled == 0 and not self._stranded():
+                    break
+                if once and handled is not None:
                     break
                 if handled and not self._draining:
                     # The rows just landed may have let the next rows of their ordering keys go: claim
@@ -268,6 +270,13 @@ class Relay:
         if woken:  # the next rows of ordering keys are due now: no pause before the next pass
             self._draining = True
         return claimed or woken
+
+    def _stranded(self) -> int:
+        """Rows of ordering keys whose wake-up was lost, due again now (so ``until_empty`` sends them)."""
+        try:
+            return self.store.wake_stranded(now=self._clock())
+        except exceptions.StorageError:
+            return 0  # the next run, or the next pass of a running relay, finds them
 
     def _land_in_flight(self) -> None:
         """Land every batch in flight, oldest first."""

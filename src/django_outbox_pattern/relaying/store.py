@@ -40,6 +40,7 @@ from typing import Any
 from django.db import DatabaseError, connections, models, transaction
 from django.db.models import Exists, ExpressionWrapper, F, OuterRef, Q
 from django.db.models.functions import Cast, Now
+from django.utils import timezone
 
 from django_outbox_pattern import exceptions, sequencing, wiring
 from django_outbox_pattern.choices import StatusChoice
@@ -189,11 +190,17 @@ class OutboxStore:
         return set(held.values_list("id", flat=True))
 
     def _set_aside(self, ids: Collection[Any], now: datetime.datetime) -> None:
-        """Keyed rows behind an unsent row of their key: out of the claim's range until woken."""
-        if ids:
-            self._rows().filter(
-                id__in=list(ids), status=StatusChoice.SCHEDULE, locked_by="", available_at__lte=now
-            ).update(available_at=WAITING)
+        """Keyed rows behind an unsent row of their key: out of the claim's range until woken. Those behind
+        a row that failed for good say so (they may have been written after it failed)."""
+        if not ids:
+            return
+        aside = self._rows().filter(id__in=list(ids), status=StatusChoice.SCHEDULE, locked_by="")
+        aside.filter(available_at__lte=now).update(available_at=WAITING)
+        keys = set(aside.values_list("ordering_key", flat=True))
+        failed = (
+            self._rows().filter(ordering_key__in=keys, status=StatusChoice.FAILED).exclude(ordering_seq=None)
+        )
+        self._hold_behind(list(failed.values_list("id", flat=True)), among=aside)
 
     def wake_next(self, keys: Collection[str], *, now: datetime.datetime) -> int:
         """Rows of these keys were published: each key's next row, if it was set aside, is due at ``now``."""
@@ -308,17 +315,22 @@ class OutboxStore:
             return dead
 
     def refresh_held(self, keys: Iterable[str]) -> None:
-        """After an operator replayed or parked rows of these keys: the pending rows say which failed row
-        still holds them, or nothing."""
-        keyed = self._rows().filter(ordering_key__in=list(keys))
+        """After an operator replayed or parked rows of these keys: each key's first unsent row is due, if
+        it was set aside, and the pending rows say which failed row still holds them, or nothing."""
+        keys = list(keys)
+        keyed = self._rows().filter(ordering_key__in=keys)
         with wrap_errors("update the rows of ordering keys"):
+            self._wake(Q(ordering_key__in=keys), timezone.now())
             keyed.filter(status=StatusChoice.SCHEDULE, last_error__startswith=sequencing.HELD_PREFIX).update(
                 last_error=""
             )
             self._hold_behind(list(keyed.filter(status=StatusChoice.FAILED).values_list("id", flat=True)))
 
-    def _hold_behind(self, ids: Sequence[Any]) -> None:
-        """The pending rows of each key behind a row just made FAILED say which row holds them."""
+    def _hold_behind(
+        self, ids: Sequence[Any], among: models.QuerySet[AbstractPublished] | None = None
+    ) -> None:
+        """The pending rows of each key behind a row just made FAILED (``among`` them, when given) say
+        which row holds them."""
         blockers = (
             self._rows()
             .filter(id__in=ids, status=StatusChoice.FAILED, ordering_key__isnull=False)
