@@ -46,7 +46,7 @@ CONNECT_BACKOFF_BASE_S = 1.0  # first reconnect delay; doubles up to DEFAULT_MAX
 STORAGE_BACKOFF_CAP_S = 30.0  # longest wait between passes while the database fails
 IN_FLIGHT_BATCHES = 2  # full batches sent and not yet landed while draining (the broker's queue)
 HEARTBEAT_EVERY_S = 1.0  # the observer's heartbeat keeps coming while the relay waits out a failure
-WAKE_STRANDED_EVERY_S = 1.0  # how often a keyed row whose wake-up was lost is looked for (store.py)
+WAKE_STRANDED_EVERY_S = 5.0  # how often a keyed row whose wake-up was lost is looked for (store.py)
 
 
 class Notifier(Protocol):

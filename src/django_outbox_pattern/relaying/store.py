@@ -38,13 +38,13 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 from django.db import DatabaseError, connections, models, transaction
-from django.db.models import Exists, ExpressionWrapper, F, OuterRef, Q
+from django.db.models import Exists, ExpressionWrapper, F, OuterRef, Q, Subquery
 from django.db.models.functions import Cast, Now
 from django.utils import timezone
 
 from django_outbox_pattern import exceptions, sequencing, wiring
 from django_outbox_pattern.choices import StatusChoice
-from django_outbox_pattern.models import AbstractPublished, RelayProcess
+from django_outbox_pattern.models import AbstractPublished, OrderingKey, RelayProcess
 from django_outbox_pattern.relaying.outbox import Claimed, OutboxRow
 
 logger = logging.getLogger(__name__)
@@ -203,27 +203,45 @@ class OutboxStore:
         self._hold_behind(list(failed.values_list("id", flat=True)), among=aside)
 
     def wake_next(self, keys: Collection[str], *, now: datetime.datetime) -> int:
-        """Rows of these keys were published: each key's next row, if it was set aside, is due at ``now``."""
+        """Rows of these keys were published: each key's next row, if it was set aside, is due at ``now``.
+
+        The next row is found per key through the ordering index (a few probes, whatever the key's
+        backlog): the first SCHEDULE row by ``ordering_seq``, unless a FAILED row comes before it."""
         if not keys:
             return 0
-        return self._wake(Q(ordering_key__in=list(keys)), now)
+        numbered = self._rows().filter(ordering_key=OuterRef("key")).exclude(ordering_seq=None)
+        pending = numbered.filter(status=StatusChoice.SCHEDULE).order_by("ordering_seq")
+        failed = numbered.filter(status=StatusChoice.FAILED).order_by("ordering_seq")
+        with wrap_errors("wake the next rows of ordering keys"):
+            firsts = (
+                OrderingKey.objects.using(self.using)
+                .filter(key__in=list(keys))
+                .annotate(
+                    head=Subquery(pending.values("id")[:1]),
+                    head_seq=Subquery(pending.values("ordering_seq")[:1]),
+                    failed_seq=Subquery(failed.values("ordering_seq")[:1]),
+                )
+                .values_list("head", "head_seq", "failed_seq")
+            )
+            heads = [head for head, seq, fail in firsts if head is not None and (fail is None or fail > seq)]
+            if not heads:
+                return 0
+            return (
+                self._rows()
+                .filter(id__in=heads, status=StatusChoice.SCHEDULE, available_at__gte=WAITING, locked_by="")
+                .update(available_at=now)
+            )
 
     def wake_stranded(self, *, now: datetime.datetime) -> int:
         """Rows set aside whose earlier rows are all sent by now, their wake-up lost: due at ``now``.
 
         The loss: a claim judges a row on a snapshot taken before the row's predecessor was published, and
-        sets it aside just after ``wake_next`` looked for it."""
-        return self._wake(Q(), now)
-
-    def _wake(self, which: Q, now: datetime.datetime) -> int:
-        aside = Q(status=StatusChoice.SCHEDULE, available_at__gte=WAITING, locked_by="")
+        sets it aside just after ``wake_next`` looked for it. Reads the keys of the rows set aside (no
+        per-row check), at most ``BATCH_SIZE`` keys a call."""
+        aside = self._rows().filter(status=StatusChoice.SCHEDULE, available_at__gte=WAITING, locked_by="")
         with wrap_errors("wake waiting rows of ordering keys"):
-            # Two statements: MySQL refuses an UPDATE whose subquery reads the same table.
-            ready = self._rows().filter(which, aside).filter(self._first_of_key())
-            ids = list(ready.values_list("id", flat=True)[:BATCH_SIZE])
-            if not ids:
-                return 0
-            return self._rows().filter(aside, id__in=ids).update(available_at=now)
+            keys = set(aside.values_list("ordering_key", flat=True).distinct()[:BATCH_SIZE])
+        return self.wake_next(keys - {None}, now=now)
 
     def _claim_returning(
         self, token: str, *, limit: int, now: datetime.datetime, lease_until: datetime.datetime
@@ -320,7 +338,7 @@ class OutboxStore:
         keys = list(keys)
         keyed = self._rows().filter(ordering_key__in=keys)
         with wrap_errors("update the rows of ordering keys"):
-            self._wake(Q(ordering_key__in=keys), timezone.now())
+            self.wake_next(keys, now=timezone.now())
             keyed.filter(status=StatusChoice.SCHEDULE, last_error__startswith=sequencing.HELD_PREFIX).update(
                 last_error=""
             )
