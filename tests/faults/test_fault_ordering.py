@@ -90,7 +90,8 @@ def drain_under_kills(node: RabbitNode, cluster: Cluster, request: pytest.Fixtur
     total, held_rows = KEYS * PER_KEY, PER_KEY - POISON_INDEX - 1
     settings = make_settings(DEFAULT_STOMP_HOST_AND_PORTS=[("127.0.0.1", node.stomp_port)])
     with QueueDrain(settings, destination) as drain:
-        relays = [cluster.add_relay().start() for _ in range(RELAYS)]
+        # Small batches: more passes, so the kills land while the keys drain.
+        relays = [cluster.add_relay(OUTBOX_CHUNK_SIZE="10").start() for _ in range(RELAYS)]
         poison = f"{POISON_KEY}:{POISON_INDEX}"
         cluster.run_module(
             "writer", WRITER, "write", destination, str(KEYS), str(PER_KEY), poison, wait=False
@@ -100,7 +101,13 @@ def drain_under_kills(node: RabbitNode, cluster: Cluster, request: pytest.Fixtur
         # batch in flight), at a different point of the batch each time, and start it again at once.
         rng = random.Random(16)
         mid_batch = attempts = 0
-        while mid_batch < KILLS:  # a kill that lands between batches does not count; at most 3 x KILLS
+
+        def drained() -> bool:  # every row is published but those the poisoned row holds
+            return statuses(db).get(SUCCEEDED, 0) >= total - 1 - held_rows
+
+        while (
+            mid_batch < KILLS and not drained()
+        ):  # a kill that lands between batches does not count; at most 3 x KILLS
             assert attempts < 3 * KILLS, (
                 f"only {mid_batch} of {attempts} kills landed while a batch was leased"
             )
@@ -111,17 +118,19 @@ def drain_under_kills(node: RabbitNode, cluster: Cluster, request: pytest.Fixtur
                 lambda due=due: statuses(db).get(SUCCEEDED, 0) >= due, timeout=60, interval=0.02
             ), f"kill {attempts}: the drain stalled ({statuses(db)})\n{cluster.log_text()[-3000:]}"
             assert wait_until(
-                lambda relay=relay: db.leased_by_pid(relay.pid) > 0 or not relay.alive,
+                lambda relay=relay: db.leased_by_pid(relay.pid) > 0 or not relay.alive or drained(),
                 timeout=60,
                 interval=0.002,
             ), f"kill {attempts}: the relay never held a lease ({statuses(db)})\n{relay.log()[-3000:]}"
             assert relay.alive, relay.log()
+            if drained():
+                break
             wait_then(rng.uniform(0, 0.005))
             relay.kill()
             mid_batch += db.leased_by_pid(relay.pid) > 0  # its lease is left behind: killed mid-batch
             relay.start()
         pending_after_kills = statuses(db).get(SCHEDULE, 0) - held_rows
-        assert pending_after_kills > 0, "the kills ended after the drain"
+        assert mid_batch >= 3, f"only {mid_batch} kills landed mid-batch before the drain ended"
 
         # Every key completes but the poisoned one, which stops right before its expired row.
         def held_state() -> bool:
@@ -142,7 +151,11 @@ def drain_under_kills(node: RabbitNode, cluster: Cluster, request: pytest.Fixtur
             )
             return found[0][0] == 0
 
-        assert wait_until(labelled, timeout=30, interval=0.2), "held rows without their reason"
+        assert wait_until(labelled, timeout=30, interval=0.2), db.query(
+            "SELECT p.ordering_seq, p.available_at, p.locked_by, p.last_error FROM published p "
+            "WHERE p.ordering_key = %s AND p.status = %s ORDER BY p.ordering_seq",
+            (POISON_KEY, SCHEDULE),
+        )[:8]
         rows = db.query(
             f"SELECT {db.ID_TEXT}, p.ordering_key, p.ordering_seq, p.status, p.last_error FROM published p"
         )

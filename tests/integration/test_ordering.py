@@ -223,3 +223,39 @@ def test_concurrent_writers_of_one_key_get_distinct_numbers_in_commit_order() ->
     first.join(10)
     second.join(10)
     assert seqs == {"first": 1, "second": 2}
+
+
+def test_rows_behind_an_unsent_row_are_set_aside_once_and_woken_when_it_is_published() -> None:
+    rows = [keyed("hot", n) for n in range(6)]
+    outbox = store.OutboxStore()
+    first = outbox.claim("t#1", limit=100, now=timezone.now(), lease_until=timezone.now() + LEASE)
+    assert [r.id for r in first] == [rows[0].pk] and first.scanned == 6
+    waiting = Published.objects.filter(available_at=store.WAITING)
+    assert set(waiting.values_list("pk", flat=True)) == {r.pk for r in rows[1:]}
+    again = outbox.claim("t#2", limit=100, now=timezone.now(), lease_until=timezone.now() + LEASE)
+    assert again == [] and again.scanned == 0  # the backlog is not looked at again
+    published(outbox, [rows[0].pk])
+    assert claim(outbox, "t#3") == [rows[1].pk]
+    assert waiting.count() == 4
+
+
+def test_a_lost_wake_up_is_caught_by_the_sweep() -> None:
+    a1, a2 = keyed("a", 1), keyed("a", 2)
+    outbox = store.OutboxStore()
+    claim(outbox)
+    outbox.mark_published([a1.pk], now=timezone.now())  # published, but nobody woke a2
+    assert claim(outbox, "t#2") == []
+    assert outbox.wake_stranded(now=timezone.now()) == 1
+    assert claim(outbox, "t#3") == [a2.pk]
+
+
+def test_rows_written_after_their_key_failed_say_which_row_holds_them() -> None:
+    a1 = keyed("a", 1)
+    outbox = store.OutboxStore()
+    claim(outbox)
+    outbox.dead_letter([a1.pk], token="t#1", reason="refused")
+    late = keyed("a", 2)  # written after the failure
+    assert claim(outbox, "t#2") == []
+    late.refresh_from_db()
+    assert late.last_error == sequencing.held_reason(a1.pk, "a")
+    assert late.available_at == store.WAITING

@@ -196,6 +196,11 @@ class OutboxStore:
             return
         aside = self._rows().filter(id__in=list(ids), status=StatusChoice.SCHEDULE, locked_by="")
         aside.filter(available_at__lte=now).update(available_at=WAITING)
+        self._label_held(ids)
+
+    def _label_held(self, ids: Collection[Any]) -> None:
+        """Rows just set aside behind a row that failed for good say which row holds them."""
+        aside = self._rows().filter(id__in=list(ids), status=StatusChoice.SCHEDULE, locked_by="")
         keys = set(aside.values_list("ordering_key", flat=True))
         failed = (
             self._rows().filter(ordering_key__in=keys, status=StatusChoice.FAILED).exclude(ordering_seq=None)
@@ -271,14 +276,17 @@ class OutboxStore:
             f"RETURNING {col['id']} AS id, {col['destination']} AS destination, {col['body']}::text AS body, "
             f"{col['headers']}::text AS headers, {col['retry']} AS retry, "
             f"{col['expires_at']} <= %s AS expired, {key} AS ordering_key) "
-            "SELECT id, destination, body, headers, retry, expired, ordering_key "
+            "SELECT id, destination, body, headers, retry, expired, ordering_key, due_id "
             "FROM due LEFT JOIN claimed ON due_id = id ORDER BY due_at, due_id"
         )
         params: list[Any] = [StatusChoice.SCHEDULE.value, now, limit, WAITING, token, lease_until, now]
         with conn.cursor() as cursor:
             cursor.execute(sql, params)
             found = cursor.fetchall()
-        return Claimed([OutboxRow.from_values(r) for r in found if r[0] is not None], scanned=len(found))
+        aside = [r[-1] for r in found if r[0] is None]
+        if aside:
+            self._label_held(aside)
+        return Claimed([OutboxRow.from_values(r[:-1]) for r in found if r[0] is not None], scanned=len(found))
 
     def _quoted_names(self, conn: Any) -> tuple[str, dict[str, str]]:
         """The table's and every field's column name, quoted for raw SQL on ``conn``."""
