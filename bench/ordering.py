@@ -7,11 +7,10 @@ then every row counted once in the queue):
 - unkeyed: ``ordering_rows`` rows without a key (as the ``relay`` scenario);
 - keyed: the same number of rows over ``ordering_keys`` keys, interleaved (row ``i`` has key ``i % keys``):
   a claim takes only each key's first unsent row, so a key's next row waits for the previous RECEIPT;
-- hot key: ``ordering_hot_rows`` rows of ONE key: sequential by design (one row in flight at a time), so
-  its figure is the round trip per row (claim, send, RECEIPT, mark), not a throughput to compare. Each
-  pass claims one row, less than a batch, after which the relay waits DEFAULT_PRODUCER_WAITING_TIME
-  (default 1 s) for new rows: this run sets it to ``HOT_KEY_POLL_S`` (BENCH_POLL), or it would measure
-  the poll interval (about 1 msg/s).
+- hot key: ``ordering_hot_rows`` rows of ONE key, default settings: sequential by design (one row in
+  flight at a time), so its figure is the round trip per row (claim, send, RECEIPT, mark, wake the next),
+  not a throughput to compare. The relay claims again at once after a pass that found rows, so the poll
+  interval plays no part.
 
 Keyed and unkeyed runs alternate (the first of the pair swaps each repeat), so both see the same load; the
 ratio is taken per pair, and the figures are medians over the repeats.
@@ -24,7 +23,6 @@ from bench.context import Context
 from bench.results import Figures
 
 DB = "postgres"
-HOT_KEY_POLL_S = 0.01
 
 
 def run(ctx: Context, figures: Figures) -> None:
@@ -45,9 +43,8 @@ def run(ctx: Context, figures: Figures) -> None:
         unkeyed.append(pair["unkeyed"])
         ratios.append(pair["keyed"] / pair["unkeyed"])
         ctx.log(f"ordering #{repeat + 1}", keyed=pair["keyed"], unkeyed=pair["unkeyed"], ratio=ratios[-1])
-        poll = {"BENCH_POLL": str(HOT_KEY_POLL_S)}
-        hot.append(relay.measure(ctx, DB, rows=hot_rows, keys=1, env=poll)["msgs_per_s"])
-        ctx.log(f"ordering #{repeat + 1} one hot key", msgs_per_s=hot[-1], poll_s=HOT_KEY_POLL_S)
+        hot.append(relay.measure(ctx, DB, rows=hot_rows, keys=1)["msgs_per_s"])
+        ctx.log(f"ordering #{repeat + 1} one hot key", msgs_per_s=hot[-1])
     figures.add(f"relay.{DB}.keyed_msgs_per_s", keyed, unit="msg/s")
     figures.add(f"relay.{DB}.unkeyed_msgs_per_s", unkeyed, unit="msg/s")
     figures.add(f"relay.{DB}.keyed_ratio", ratios, unit="ratio")
@@ -55,4 +52,3 @@ def run(ctx: Context, figures: Figures) -> None:
     figures.set(f"relay.{DB}.ordering.rows", rows)
     figures.set(f"relay.{DB}.ordering.keys", keys)
     figures.set(f"relay.{DB}.ordering.hot_key_rows", hot_rows)
-    figures.set(f"relay.{DB}.ordering.hot_key_poll_s", HOT_KEY_POLL_S)
