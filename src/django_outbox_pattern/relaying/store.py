@@ -31,6 +31,7 @@ rows leased by a relay whose beat is stale are released at once, not at the end 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime
 import logging
@@ -199,13 +200,28 @@ class OutboxStore:
         self._label_held(ids)
 
     def _label_held(self, ids: Collection[Any]) -> None:
-        """Rows just set aside behind a row that failed for good say which row holds them."""
+        """Rows just set aside behind a row that failed for good say which row holds them. Each row is
+        updated by its primary key: these rows are the claim's own, a range over the key would lock rows
+        other relays hold (MariaDB then deadlocks two claims of the same key)."""
         aside = self._rows().filter(id__in=list(ids), status=StatusChoice.SCHEDULE, locked_by="")
-        keys = set(aside.values_list("ordering_key", flat=True))
+        rows = list(aside.values_list("id", "ordering_key", "ordering_seq"))
         failed = (
-            self._rows().filter(ordering_key__in=keys, status=StatusChoice.FAILED).exclude(ordering_seq=None)
+            self._rows()
+            .filter(ordering_key__in={key for _, key, _ in rows}, status=StatusChoice.FAILED)
+            .exclude(ordering_seq=None)
+            .values_list("id", "ordering_key", "ordering_seq")
         )
-        self._hold_behind(list(failed.values_list("id", flat=True)), among=aside)
+        first_failure: dict[str, tuple[Any, int]] = {}
+        for blocker, key, seq in failed:
+            if key not in first_failure or seq < first_failure[key][1]:
+                first_failure[key] = (blocker, seq)
+        held: dict[Any, list[Any]] = collections.defaultdict(list)
+        for row_id, key, seq in rows:
+            if key in first_failure and seq is not None and seq > first_failure[key][1]:
+                held[first_failure[key][0]].append(row_id)
+        for blocker, row_ids in held.items():
+            key = next(k for k, (b, _) in first_failure.items() if b == blocker)
+            aside.filter(id__in=row_ids).update(last_error=sequencing.held_reason(blocker, key))
 
     def wake_next(self, keys: Collection[str], *, now: datetime.datetime) -> int:
         """Rows of these keys were published: each key's next row, if it was set aside, is due at ``now``.
