@@ -37,19 +37,21 @@ def headers_of_321(queue: str, *, dlq: bool, exclusive: bool = False) -> dict[st
 
 
 def declare_the_old_way(destination: str, queue: str) -> None:
-    """What 3.2.1 does on start: SUBSCRIBE (ack=client) to the bare destination ``DLQ.<queue>`` and
-    UNSUBSCRIBE, then SUBSCRIBE to the destination; each must be confirmed without an ERROR."""
-    t = StompTransport(settings_with())
-    t.connect()
-    try:
-        for dest, dlq, sub_id in ((f"DLQ.{queue}", True, "old-dlq"), (destination, False, "old-main")):
+    """What 3.2.1 declares on start: SUBSCRIBE (ack=client) to the bare destination ``DLQ.<queue>``, then
+    SUBSCRIBE to the destination, with its headers; each must be confirmed without an ERROR. Each on a
+    connection of its own, closed after the receipt (3.2.1 sends an UNSUBSCRIBE in between: RabbitMQ
+    sometimes answered it with "no current subscription" when the DLQ had a message to deliver, a race of
+    the test's own making that says nothing about the declarations)."""
+    for dest, dlq, sub_id in ((f"DLQ.{queue}", True, "old-dlq"), (destination, False, "old-main")):
+        t = StompTransport(settings_with())
+        t.connect()
+        try:
             receipt = new_receipt_id()
             t.subscribe(dest, sub_id, {**headers_of_321(queue, dlq=dlq), "receipt": receipt}, ack="client")
             assert t.wait_for_receipts([receipt], 10) == {receipt}, t.last_error
             assert t.last_error is None and t.is_connected()
-            t.unsubscribe(sub_id)
-    finally:
-        t.disconnect()
+        finally:
+            t.disconnect()
 
 
 def save_or_nack(payload: payloads.Payload) -> None:
