@@ -34,11 +34,21 @@ PANELS: tuple[tuple[str, str, tuple[tuple[str, str, str], ...]], ...] = (
         ),
     ),
     (
+        "Per-key ordering, relay in process, PostgreSQL",
+        "msg/s",
+        (
+            ("no ordering key", "relay.postgres.unkeyed_msgs_per_s", "#9e9e9e"),
+            ("1,000 ordering keys", "relay.postgres.keyed_msgs_per_s", "#1f77b4"),
+            ("one hot key (sequential)", "relay.postgres.hot_key_msgs_per_s", "#d62728"),
+        ),
+    ),
+    (
         "Consumer",
         "msg/s",
         (
             ("raw receive+ack", "consumer.raw_msgs_per_s", "#9e9e9e"),
             ("db-only loop, PostgreSQL", "consumer.postgres.db_only_msgs_per_s", "#bcbcbc"),
+            ("3.2.1 consumer, PostgreSQL", "consumer.postgres.ref321_msgs_per_s", "#d62728"),
             ("consumer, PostgreSQL", "consumer.postgres.msgs_per_s", "#1f77b4"),
             ("consumer batched, PostgreSQL", "consumer.postgres.batched_msgs_per_s", "#17becf"),
             ("consumer, MariaDB", "consumer.mysql.msgs_per_s", "#2ca02c"),

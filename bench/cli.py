@@ -3,6 +3,7 @@
 python -m bench                      full run (< 15 min on 2 cores)
 python -m bench --quick              reduced counts (< 2 min), relay and consumer on PostgreSQL only
 python -m bench --only relay,write   some scenarios: e2e relay recovery scaling latency consumer write memory
+                                     ordering
 python -m bench --only cluster       4+4 and 1+1 processes on a RabbitMQ cluster (services.sh cluster up)
 python -m bench --db postgres        some databases (relay and consumer scenarios)
 python -m bench --repeat 5 --json out.json --profile var/bench/profiles
@@ -29,6 +30,7 @@ from bench import (
     latency,
     machine,
     memory,
+    ordering,
     params,
     recovery,
     relay,
@@ -50,10 +52,11 @@ RUNNERS: dict[str, Callable[[Context, results.Figures], None]] = {
     "consumer": consumer.run,
     "write": write.run,
     "memory": memory.run,
+    "ordering": ordering.run,
     "cluster": cluster.run,
 }
-# e2e, recovery, scaling, latency, write and memory always run on PostgreSQL (issue 6); --db picks the
-# databases of the relay and consumer scenarios.
+# e2e, recovery, scaling, latency, write, memory and ordering always run on PostgreSQL (issue 6); --db
+# picks the databases of the relay and consumer scenarios.
 
 
 def _csv(value: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:

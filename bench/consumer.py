@@ -12,18 +12,21 @@ transaction per batch, acks after its commit), against the raw receive+ack clien
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from typing import Any
 
-from bench import broker
+from bench import broker, e2e
 from bench.context import Context
-from bench.procs import BenchError
+from bench.procs import ROOT, BenchError, _log_file, bench_env
 from bench.results import Figures
 from bench.stats import rate
 
 WARMUP_HEADER = "bench-kind"
 START_TIMEOUT_S = 60.0
+REF_POLL_S = 0.05
+REF_TIMEOUT_S = 900.0
 
 # --- in the worker -----------------------------------------------------------------------------------
 
@@ -116,7 +119,9 @@ def _stop(consumer: Any, thread: threading.Thread) -> None:
         raise BenchError("the consumer did not stop within 60s")
 
 
-def consume(queue: str, count: int, body_bytes: int, batch_size: int = 1) -> dict[str, Any]:
+def fill_queue(queue: str, count: int, body_bytes: int) -> None:
+    """Declare ``queue`` as the consumer does (3.2.1 declares it alike), then put ``count`` messages in it;
+    the inbox is left empty."""
     global _progress
     from bench import db
 
@@ -131,10 +136,21 @@ def consume(queue: str, count: int, body_bytes: int, batch_size: int = 1) -> dic
                 raise BenchError(f"the consumer processed no warm-up message within {START_TIMEOUT_S:.0f}s")
             transport.send(f"/amq/queue/{queue}", '{"warmup": true}', {WARMUP_HEADER: "warmup"})
         _stop(consumer, thread)
+        db.truncate()  # the warm-up message's row
         messages = broker.make_messages(f"/amq/queue/{queue}", count, body_bytes)
         broker.send_pipelined(transport, f"/amq/queue/{queue}", messages)
     finally:
         transport.disconnect()
+
+
+def inbox_count() -> int:
+    from django_outbox_pattern.models import Received
+
+    return int(Received.objects.count())
+
+
+def consume(queue: str, count: int, body_bytes: int, batch_size: int = 1) -> dict[str, Any]:
+    fill_queue(queue, count, body_bytes)
     consumer, thread = _run_consumer(queue, batch_size)
     finished = _progress.done.wait(300)
     stats = getattr(consumer, "stats", None)
@@ -190,6 +206,47 @@ def measure_raw(ctx: Context, count: int) -> float:
     return rate(count - 1, broker.receive_and_ack(name, count=count, prefetch=ctx.params.prefetch))
 
 
+def measure_reference(ctx: Context, python: str, count: int) -> float:
+    """3.2.1's ``subscribe`` in its own process (``python`` has 3.2.1 installed) with
+    ``bench.refcallback.save_inbox`` over ``count`` waiting messages on PostgreSQL: messages per second
+    from the first to the last inbox row, as the inbox shows them (polled every ``REF_POLL_S``)."""
+    queue = broker.unique_queue("consr")
+    worker = ctx.worker("postgres")
+    worker.call("bench.consumer:fill_queue", queue=queue, count=count, body_bytes=ctx.params.body_bytes)
+    env = bench_env("postgres", {"PYTHONPATH": str(ROOT), **ctx.env()})  # 3.2.1's own package, not ours
+    args = [python, "-m", "django", "subscribe", "bench.refcallback.save_inbox", f"/queue/{queue}", queue]
+    log = _log_file("consumer-ref")
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.perf_counter() + REF_TIMEOUT_S
+        first_at, first_rows = 0.0, 0
+        while True:
+            rows = worker.call("bench.consumer:inbox_count")
+            now = time.perf_counter()
+            if rows and not first_at:
+                first_at, first_rows = now, rows
+            if rows >= count:
+                break
+            if proc.poll() is not None:
+                raise BenchError(
+                    f"3.2.1's subscribe exited {proc.returncode} (see var/bench/consumer-ref.log)"
+                )
+            if now > deadline:
+                raise BenchError(
+                    f"3.2.1's subscribe saved {rows} of {count} messages in {REF_TIMEOUT_S:.0f}s"
+                )
+            time.sleep(REF_POLL_S)  # polling another process's progress: nothing to wait on
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    return rate(count - first_rows, now - first_at)
+
+
 def run(ctx: Context, figures: Figures) -> None:
     count, body = ctx.params.consumer_msgs, ctx.params.body_bytes
     raw_runs: list[float] = []
@@ -197,10 +254,15 @@ def run(ctx: Context, figures: Figures) -> None:
         db: {"msgs": [], "db_only": [], "limit": [], "ratio": [], "batched": [], "batched_ratio": []}
         for db in ctx.dbs
     }
+    reference = e2e.reference_python() if "postgres" in ctx.dbs else None
+    ref_runs: list[float] = []
     for repeat in range(ctx.params.repeat):
         raw = measure_raw(ctx, count)
         raw_runs.append(raw)
         ctx.log(f"consumer #{repeat + 1} raw receive+ack", msgs_per_s=raw)
+        if reference:
+            ref_runs.append(measure_reference(ctx, reference, count))
+            ctx.log(f"consumer #{repeat + 1} 3.2.1 postgres", msgs_per_s=ref_runs[-1])
         for db in ctx.dbs:
             worker = ctx.worker(db)
             only = worker.call("bench.consumer:db_only", count=count, body_bytes=body)["msgs_per_s"]
@@ -248,6 +310,16 @@ def run(ctx: Context, figures: Figures) -> None:
         figures.add(f"consumer.{db}.ratio_to_limit", per_db[db]["ratio"], unit="ratio")
         figures.add(f"consumer.{db}.batched_msgs_per_s", per_db[db]["batched"], unit="msg/s")
         figures.add(f"consumer.{db}.batched_ratio_to_raw", per_db[db]["batched_ratio"], unit="ratio")
+    if ref_runs:
+        ours = per_db["postgres"]
+        figures.add("consumer.postgres.ref321_msgs_per_s", ref_runs, unit="msg/s")
+        for key, runs in (("default_vs_ref321", ours["msgs"]), ("batched_vs_ref321", ours["batched"])):
+            ratios = [o / r for o, r in zip(runs, ref_runs, strict=True)]
+            figures.add(f"consumer.postgres.{key}", ratios, unit="ratio")
+    elif "postgres" in ctx.dbs:
+        figures.set(
+            "consumer.postgres.ref321", "not measured: no Python with 3.2.1 (.venv-321, BENCH_REF_PYTHON)"
+        )
     main_db = "postgres" if "postgres" in ctx.dbs else ctx.dbs[0]
     figures.add("consumer.db_only_msgs_per_s", per_db[main_db]["db_only"], unit="msg/s")
     figures.set("consumer.db_only_database", main_db)

@@ -67,7 +67,7 @@ def server_version() -> str:
         return f"MySQL/MariaDB {cursor.fetchone()[0]}"
 
 
-TABLES = ("published", "received", "benchapp_decorated", "benchapp_plain")
+TABLES = ("published", "received", "benchapp_decorated", "benchapp_plain", "dop_ordering_key")
 
 
 def truncate() -> None:
@@ -96,22 +96,37 @@ def analyze() -> None:
 
 
 def load(
-    destination: str, rows: int, body_bytes: int = 200, *, clone_above: int | None = None
+    destination: str,
+    rows: int,
+    body_bytes: int = 200,
+    *,
+    clone_above: int | None = None,
+    keys: int = 0,
 ) -> dict[str, Any]:
     """Empty the outbox, then bulk-insert ``rows`` rows of ~``body_bytes`` JSON through ``bulk_create``.
 
     ``clone_above`` (PostgreSQL only): insert that many rows through the ORM, then copy them server-side
     with fresh ids (and ``dop-msg-id``) up to ``rows``: the memory scenario's 200,000-row backlog loads in
     seconds instead of a minute, and the relay cannot tell the difference.
+
+    ``keys`` (> 0): row ``i`` gets the ordering key ``key-<i % keys>``, so the keys' rows are interleaved
+    (numbered by ``bulk_create`` in the loading transaction, as a writer's would be). Not with
+    ``clone_above``.
     """
     from bench import broker
     from django_outbox_pattern.models import Published
 
+    if keys and clone_above is not None:
+        raise ValueError("keyed rows cannot be cloned: their ordering_seq would repeat")
     truncate()
     through_orm = rows if clone_above is None or connection.vendor != "postgresql" else min(rows, clone_above)
     for start in range(0, through_orm, LOAD_BATCH):
         batch = [
-            Published(destination=destination, body=broker.make_body(seq, body_bytes))
+            Published(
+                destination=destination,
+                body=broker.make_body(seq, body_bytes),
+                ordering_key=f"key-{seq % keys}" if keys else None,
+            )
             for seq in range(start, min(through_orm, start + LOAD_BATCH))
         ]
         Published.objects.bulk_create(batch)

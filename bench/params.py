@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-SCENARIOS = ("e2e", "relay", "recovery", "scaling", "latency", "consumer", "write", "memory")
+SCENARIOS = ("e2e", "relay", "recovery", "scaling", "latency", "consumer", "write", "memory", "ordering")
 OPTIONAL_SCENARIOS = ("cluster",)  # needs `services.sh cluster up`: only with --only cluster
 DATABASES = ("postgres", "mysql", "sqlite")
 QUICK_DATABASES = ("postgres",)  # --quick without --db: relay and consumer on PostgreSQL only
@@ -27,6 +27,10 @@ class Params:
     # takes minutes, so the large backlog runs once by default; the small one runs `repeat` times.
     memory_large_repeat: int = 1
     cluster_rows: int = 10_000  # rows per run of the cluster scenario (1+1 and 4+4 processes)
+    # Per-key ordering (issue 16): rows per run, keyed over ``ordering_keys`` keys, and the hot key's rows.
+    ordering_rows: int = 20_000
+    ordering_keys: int = 1_000
+    ordering_hot_rows: int = 2_000
     body_bytes: int = 200
     poll_s: float = 1.0  # DEFAULT_PRODUCER_WAITING_TIME of the latency runs (the spec's default)
 
@@ -48,6 +52,9 @@ QUICK = Params(
     write_rows=400,
     memory_rows=(1_000, 10_000),
     cluster_rows=2_000,
+    ordering_rows=3_000,
+    ordering_keys=150,
+    ordering_hot_rows=300,
 )
 FULL = Params(
     mode="full",

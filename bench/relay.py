@@ -63,12 +63,14 @@ def measure(
     mode: str = "engine",
     count_queue: bool = True,
     clone_above: int | None = None,
+    keys: int = 0,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One relay run; raises BenchError if a row stayed unsent or a message is missing from the queue."""
     name = broker.unique_queue(f"relay-{db}")
     destination = f"/amq/queue/{name}"
     # Fresh relay processes (their peak RSS is the relay's own); they start while the rows load.
-    relays = [Worker(db, name=f"relay-{db}-{i}", env=ctx.env()) for i in range(procs)]
+    relays = [Worker(db, name=f"relay-{db}-{i}", env=ctx.env(**(env or {}))) for i in range(procs)]
     try:
         ctx.worker(db).call(
             "bench.db:load",
@@ -76,6 +78,7 @@ def measure(
             rows=rows,
             body_bytes=ctx.params.body_bytes,
             clone_above=clone_above,
+            keys=keys,
         )
         transport = broker.connect()
         try:
@@ -86,7 +89,7 @@ def measure(
             worker.send("bench.relay:prepare", mode=mode)
         for worker in relays:
             worker.receive(120)
-        spy = ctx.profile(relays[0], f"relay-{db}-{procs}x{rows}")
+        spy = ctx.profile(relays[0], f"relay-{db}-{procs}x{rows}" + (f"-{keys}keys" if keys else ""))
         for worker in relays:
             worker.send("bench.relay:drain", mode=mode)
         try:

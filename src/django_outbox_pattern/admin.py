@@ -17,7 +17,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from django_outbox_pattern import conf
+from django_outbox_pattern import conf, sequencing
+from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published, Received, Repair
 from django_outbox_pattern.ops import audit, operations
 
@@ -69,11 +70,37 @@ def _summary(done: int, selected: int, verb: str, skipped: str) -> str:
     return text if done == selected else f"{text} {selected - done} {skipped}."
 
 
+class OrderingFilter(admin.SimpleListFilter):
+    """Rows of ordering keys that a failed row holds (docs/ordering.md)."""
+
+    title = "ordering"
+    parameter_name = "key_state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("holding", "Failed, holding its key"),
+            ("held", "Waiting behind a failed row"),
+            ("keyed", "Has an ordering key"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "holding":
+            holding = queryset.filter(status=StatusChoice.FAILED, ordering_key__isnull=False)
+            return holding.exclude(ordering_seq=None)
+        if self.value() == "held":
+            held = queryset.filter(status=StatusChoice.SCHEDULE)
+            return held.filter(last_error__startswith=sequencing.HELD_PREFIX)
+        if self.value() == "keyed":
+            return queryset.filter(ordering_key__isnull=False)
+        return queryset
+
+
 @admin.register(Published)
 class PublishedAdmin(_ReadOnly):
     list_display = (
         "id",
         "destination",
+        "ordering_key",
         "status",
         "retry",
         "added",
@@ -81,8 +108,8 @@ class PublishedAdmin(_ReadOnly):
         "published_at",
         "last_error",
     )
-    list_filter = ("status", "destination", "added", "retry")
-    search_fields = ("id", "destination")
+    list_filter = ("status", OrderingFilter, "destination", "added", "retry")
+    search_fields = ("id", "destination", "=ordering_key")
     readonly_fields = [f.name for f in Published._meta.fields]
     date_hierarchy = "added"
     actions = ["replay", "dead_letter", "purge"]
@@ -110,7 +137,8 @@ class PublishedAdmin(_ReadOnly):
 
     @admin.action(
         permissions=["dead_letter"],
-        description="Dead-letter: park pending rows as Failed so the relay skips them",
+        description="Dead-letter: park pending rows as Failed so the relay skips them (a failed row that "
+        "holds its ordering key lets the key go on)",
     )
     def dead_letter(self, request: HttpRequest, queryset: QuerySet[Published]) -> None:
         reprs = _reprs(queryset)

@@ -142,7 +142,7 @@ def check_publish_configs(app_configs: Any = None, **kwargs: Any) -> list[checks
 
 
 def check_model_configs(model: Any) -> list[checks.CheckMessage]:
-    """E003/E004 for one model's @publish configs."""
+    """E003/E004/E006 for one model's @publish configs."""
     errors: list[checks.CheckMessage] = []
     for config in model.__dict__.get(decorators.CONFIGS_ATTR, ()):
         if config.serializer is not None and not callable(getattr(model, config.serializer, None)):
@@ -167,6 +167,16 @@ def check_model_configs(model: Any) -> list[checks.CheckMessage]:
                         id=f"{TAG}.E004",
                     )
                 )
+        if config.ordering_key is not None and not hasattr(model, config.ordering_key):
+            errors.append(
+                checks.Error(
+                    f"@publish on {model.__name__}: ordering_key {config.ordering_key!r} is no field, "
+                    "attribute or method of the model.",
+                    hint='Name the field whose value identifies the entity, e.g. ordering_key="customer_id".',
+                    obj=model,
+                    id=f"{TAG}.E006",
+                )
+            )
     return errors
 
 

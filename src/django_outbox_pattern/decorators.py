@@ -30,6 +30,9 @@ class Config(NamedTuple):
     fields: list[str] | None = None
     serializer: str | None = None
     version: str | None = None
+    # A field, attribute or method of the model whose value orders its messages (docs/ordering.md): the
+    # messages of one value go out one at a time, in the order they were written. None: no ordering.
+    ordering_key: str | None = None
 
 
 @contextlib.contextmanager
@@ -113,11 +116,32 @@ def write_outbox_rows(objs: Sequence[models.Model], *, using: str | None = None)
 
     outbox_model = wiring.published_model()
     rows = [
-        outbox_model(destination=config.destination, version=config.version, body=build_body(obj, config))
+        outbox_model(
+            destination=config.destination,
+            version=config.version,
+            body=build_body(obj, config),
+            ordering_key=ordering_key_of(obj, config),
+        )
         for obj in objs
         for config in getattr(type(obj), CONFIGS_ATTR, ())
     ]
     bulk.insert_rows(rows, using=using or "default")
+
+
+def ordering_key_of(obj: models.Model, config: Config) -> str | None:
+    """The value of the model's ``config.ordering_key`` field, attribute or method, as a key (or None)."""
+    if config.ordering_key is None:
+        return None
+    from django_outbox_pattern import sequencing
+
+    try:
+        value = getattr(obj, config.ordering_key)
+    except AttributeError:
+        raise AttributeError(
+            f"{type(obj).__name__} has no field, attribute or method {config.ordering_key!r} named as "
+            "ordering_key in @publish"
+        ) from None
+    return sequencing.key_of(value() if callable(value) else value)
 
 
 def build_body(obj: models.Model, config: Config) -> Any:

@@ -14,6 +14,10 @@ class ConfigurationError(OutboxError):
     """The DJANGO_OUTBOX_PATTERN settings are invalid: run `python manage.py check` or `outboxctl check`."""
 
 
+class InvalidOrderingKey(OutboxError, ValueError):
+    """An outbox row's ordering key cannot be stored (too long): use a short id of the entity."""
+
+
 class StorageError(OutboxError):
     """The database could not be reached: is it running, and are the migrations applied?"""
 

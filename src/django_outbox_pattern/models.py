@@ -12,17 +12,18 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import models
+from django.db import models, router, transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from django_outbox_pattern import wiring
+from django_outbox_pattern import sequencing, wiring
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.headers import get_message_headers
 
 __all__ = [
     "AbstractPublished",
     "AbstractReceived",
+    "OrderingKey",
     "Published",
     "Received",
     "RelayProcess",
@@ -43,7 +44,12 @@ class PublishedQuerySet(models.QuerySet[Any]):
         objs = list(objs)
         for obj in objs:
             obj.prepare_for_insert()
-        created = super().bulk_create(objs, *args, **kwargs)
+        if any(obj.ordering_key is not None and obj.ordering_seq is None for obj in objs):
+            with transaction.atomic(using=self.db, savepoint=False):
+                sequencing.number(objs, using=self.db)
+                created = super().bulk_create(objs, *args, **kwargs)
+        else:
+            created = super().bulk_create(objs, *args, **kwargs)
         if created:
             wiring.rows_inserted(self.db)
         return created
@@ -76,6 +82,12 @@ class AbstractPublished(models.Model):
     locked_by = models.CharField(max_length=64, blank=True, default="", db_default="")
     last_error = models.TextField(blank=True, default="", db_default="")
     published_at = models.DateTimeField(null=True, blank=True)
+    # Per-key ordering (docs/ordering.md): rows of one key go out one at a time, in ``ordering_seq`` order.
+    # Both NULL on rows without a key (and on every row a 3.x release writes): those behave as before.
+    # ``ordering_seq`` is taken from the key's ``OrderingKey`` counter in the writer's transaction; a row
+    # parked by an operator loses it, which lets the rows behind it go.
+    ordering_key = models.CharField(max_length=255, null=True, blank=True)
+    ordering_seq = models.BigIntegerField(null=True, blank=True, editable=False)
 
     objects = PublishedQuerySet.as_manager()
 
@@ -95,7 +107,14 @@ class AbstractPublished(models.Model):
         adding = self._state.adding
         if adding:
             self.prepare_for_insert()
-        super().save(*args, **kwargs)
+        if adding and self.ordering_key is not None and self.ordering_seq is None:
+            # The key's counter stays locked until the row commits: rows of one key commit in their order.
+            using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+            with transaction.atomic(using=using, savepoint=False):
+                sequencing.number([self], using=using)
+                super().save(*args, **kwargs)
+        else:
+            super().save(*args, **kwargs)
         if adding:
             wiring.rows_inserted(self._state.db)
 
@@ -109,6 +128,8 @@ class Published(AbstractPublished):
         indexes = [
             models.Index(fields=["status"], name="published_status_27c9ec_btree"),
             models.Index(fields=["status", "available_at"], name="dop_pub_claim_idx"),
+            # "Is an earlier row of this key unsent?" (the relay's claim) and the key's rows in order.
+            models.Index(fields=["ordering_key", "status", "ordering_seq"], name="dop_pub_order_idx"),
         ]
         # Operator repairs, each its own grant (superusers hold them all; see docs/security.md).
         permissions = [
@@ -236,3 +257,23 @@ class RelayProcess(models.Model):
 
     def __str__(self) -> str:
         return self.relay_id
+
+
+class OrderingKey(models.Model):
+    """The last ``ordering_seq`` handed out for one ordering key (see sequencing.py).
+
+    Writing a keyed outbox row bumps its key's counter in the writer's transaction: the row lock that takes
+    keeps two transactions writing one key in line, so the key's rows commit in the order they are numbered.
+    """
+
+    key = models.CharField(max_length=255, primary_key=True)
+    last_seq = models.BigIntegerField(default=0)
+
+    objects: models.Manager[OrderingKey] = models.Manager()
+
+    class Meta:
+        verbose_name = "ordering key"
+        db_table = "dop_ordering_key"
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.last_seq})"

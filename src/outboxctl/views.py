@@ -55,6 +55,27 @@ def rows(title: str, table: str, items: list[dict[str, Any]], console: Console |
     console.print(output.table(title, columns, cells, listing=True))
 
 
+def blocked(data: dict[str, Any]) -> None:
+    """Held ordering keys (``inspection.blocked_keys``), or one line saying there are none."""
+    console = output.stdout()
+    if not data["keys"]:
+        console.print("No ordering key is held by a failed row.")
+        return
+    now = datetime.now(timezone.utc)
+    title = f"Held ordering keys: {len(data['keys'])} of {data['matching']} (oldest failure first)"
+    cells = [
+        (k["ordering_key"], k["blocked_by"], k["held"], k["destination"], _age(k["blocker_added"], now))
+        for k in data["keys"]
+    ]
+    columns = ("Key", "Held by failed row", "Rows waiting", "Destination", "Age")
+    console.print(output.table(title, columns, cells, listing=True))
+    console.print(
+        "Free a key: outboxctl replay --id ROW (send the row again), or "
+        'outboxctl dead-letter --id ROW --reason "why" (skip it).',
+        highlight=False,
+    )
+
+
 def _age(added: datetime, now: datetime) -> str:
     return output.age((now - added).total_seconds())
 

@@ -15,7 +15,8 @@ from tests.conftest import service_missing
 from tests.support import faultdb, rabbit_cluster, rabbit_node
 from tests.support.fault_cluster import Cluster
 
-SUMMARY_KEY = pytest.StashKey[list[tuple[str, int, int, int]]]()
+# Per test: name, faults injected, messages lost, effects applied twice, the line printed for it.
+SUMMARY_KEY = pytest.StashKey[list[tuple[str, int, int, int, str]]]()
 
 
 @pytest.fixture(scope="session")
@@ -170,6 +171,19 @@ def make_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cal
         cluster.kill_all()
 
 
+def summarize(request: pytest.FixtureRequest, line: str, injected: int, lost: int, doubled: int) -> None:
+    """Print a test's ``faults: ...`` line to the terminal (with or without -s) and keep it, with its
+    numbers, for the session summary."""
+    terminal = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if terminal is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # shown with or without -s
+            terminal.write_line(line)
+    request.config.stash.setdefault(SUMMARY_KEY, []).append(
+        (request.node.name, injected, lost, doubled, line)
+    )
+
+
 @pytest.fixture
 def report(request: pytest.FixtureRequest) -> Callable[[int, faultdb.Books], None]:
     """Print ``faults: N injected, lost L, duplicated effects D`` to the terminal (with or without -s),
@@ -179,14 +193,7 @@ def report(request: pytest.FixtureRequest) -> Callable[[int, faultdb.Books], Non
         line = (
             f"faults: {injected} injected, lost {books.lost}, duplicated effects {books.duplicated_effects}"
         )
-        terminal = request.config.pluginmanager.get_plugin("terminalreporter")
-        capture = request.config.pluginmanager.get_plugin("capturemanager")
-        if terminal is not None and capture is not None:
-            with capture.global_and_fixture_disabled():  # shown with or without -s
-                terminal.write_line(line)
-        request.config.stash.setdefault(SUMMARY_KEY, []).append(
-            (request.node.name, injected, books.lost, books.duplicated_effects)
-        )
+        summarize(request, line, injected, books.lost, books.duplicated_effects)
         assert books.lost == 0, f"{books.lost} messages lost: {books}"
         assert books.duplicated_effects == 0, f"{books.duplicated_effects} effects applied twice: {books}"
         assert books.complete, f"some rows are not SUCCEEDED or not in the inbox: {books}"
@@ -199,14 +206,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     lines = config.stash.get(SUMMARY_KEY, [])
     if not lines:
         return
-    injected = sum(n for _, n, _, _ in lines)
-    lost = sum(n for _, _, n, _ in lines)
-    doubled = sum(n for _, _, _, n in lines)
+    injected = sum(n for _, n, _, _, _ in lines)
+    lost = sum(n for _, _, n, _, _ in lines)
+    doubled = sum(n for _, _, _, n, _ in lines)
     terminalreporter.section("fault injection")
-    for name, n, lost_n, doubled_n in lines:
-        terminalreporter.write_line(
-            f"{name}: faults: {n} injected, lost {lost_n}, duplicated effects {doubled_n}"
-        )
+    for name, _, _, _, line in lines:
+        terminalreporter.write_line(f"{name}: {line}")
     terminalreporter.write_line(
         f"faults total: {injected} injected in {len(lines)} tests, lost {lost}, duplicated effects {doubled}"
     )

@@ -74,3 +74,19 @@ def test_no_bulk_delete_that_would_bypass_the_guard(admin_client) -> None:
         admin_client.post(reverse("admin:django_outbox_pattern_published_delete", args=[row.id])).status_code
         == 403
     )
+
+
+def test_the_ordering_filter_shows_failed_rows_holding_their_key_and_the_rows_they_hold(admin_client) -> None:
+    from django_outbox_pattern.relaying import store
+
+    blocker = Published.objects.create(destination="/queue/o", body={}, ordering_key="k-1")
+    waiting = Published.objects.create(destination="/queue/o", body={}, ordering_key="k-1")
+    other = Published.objects.create(destination="/queue/o", body={}, ordering_key="k-2")
+    outbox, now = store.OutboxStore(), timezone.now()
+    outbox.claim("t#1", limit=10, now=now, lease_until=now + timedelta(minutes=2))
+    outbox.dead_letter([blocker.pk], token="t#1", reason="poison")
+    holding = admin_client.get(reverse(URL), {"key_state": "holding"}).content.decode()
+    held = admin_client.get(reverse(URL), {"key_state": "held"}).content.decode()
+    assert str(blocker.pk) in holding and str(waiting.pk) not in holding
+    assert str(waiting.pk) in held and str(other.pk) not in held
+    assert f"held behind row {blocker.pk}" in held  # the waiting row's last error names the failed row

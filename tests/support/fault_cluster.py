@@ -198,6 +198,16 @@ class Cluster:
             assert writer.proc.wait(120) == 0, writer.log()
         return writer
 
+    def run_module(self, name: str, module: str, *args: str, wait: bool = True) -> Proc:
+        """Run ``python -m module args`` with the cluster's environment (kept with the writers, so it is
+        reaped and killed with them); with ``wait``, assert that it exits 0."""
+        proc = self._proc(f"{name}-{len(self.writers)}", ["-m", module, *args]).start()
+        self.writers.append(proc)
+        if wait:
+            assert proc.proc is not None
+            assert proc.proc.wait(120) == 0, proc.log()
+        return proc
+
     @property
     def processes(self) -> list[Proc]:
         return [*self.writers, *self.relays, *self.consumers]

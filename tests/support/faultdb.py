@@ -136,8 +136,9 @@ class FaultDatabase:
         return rows[0][0] if rows else None
 
     def reset(self) -> None:
-        """Empty the outbox, the inbox and the business table (between the tests of a module)."""
-        for table in ("published", "received", "testapp_effect", "dop_relay_process"):
+        """Empty the outbox, the inbox, the business table and the ordering keys' counters (between the tests
+        of a module)."""
+        for table in ("published", "received", "testapp_effect", "dop_relay_process", "dop_ordering_key"):
             self.execute(f"TRUNCATE {table}")
 
     def books(self) -> Books:

@@ -69,6 +69,17 @@ class ChildOfMyModel(MyModel):
     extra = models.CharField(max_length=20, default="")
 
 
+@publish([Config(destination="/topic/order_events", ordering_key="customer")])
+class CustomerEvent(models.Model):
+    """Events about one customer: ordered by ``customer`` (tests/integration/test_ordering.py)."""
+
+    customer = models.CharField(max_length=50)
+    what = models.CharField(max_length=50)
+
+    def ordering_for(self) -> str:
+        return f"customer-{self.customer}"
+
+
 class PlainModel(models.Model):
     """Undecorated twin of MyModel (for the write-overhead benchmark)."""
 

@@ -119,3 +119,19 @@ def test_quorum_queue_combinations_rabbitmq_refuses_are_errors(
 def test_invalid_settings_leave_queue_type_to_e001() -> None:
     with override_settings(DJANGO_OUTBOX_PATTERN={"DEFAULT_STOMP_QUEUE_HEADERS": "quorum"}):
         assert checks.check_queue_type() == []
+
+
+@isolate_apps("tests.testapp")
+def test_an_ordering_key_that_names_nothing_is_an_error() -> None:
+    @publish(
+        [Config(destination="/topic/a", ordering_key="customer"), Config("/topic/b", ordering_key="ref")]
+    )
+    class Keyed(models.Model):
+        ref = models.CharField(max_length=10)
+
+        class Meta:
+            app_label = "testapp"
+
+    found = checks.check_model_configs(Keyed)
+    assert ids(found) == ["django_outbox_pattern.E006"]
+    assert "'customer'" in found[0].msg

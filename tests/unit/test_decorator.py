@@ -165,3 +165,33 @@ def test_published_bulk_create_prepares_rows() -> None:
     row = Published.objects.get(pk=rows[0].pk)
     assert row.destination == "/topic/y.v2"
     assert row.headers["dop-msg-id"] == str(row.id)
+
+
+def test_config_keeps_its_first_four_fields_and_adds_ordering_key_last() -> None:
+    from django_outbox_pattern.decorators import Config
+
+    assert Config._fields == ("destination", "fields", "serializer", "version", "ordering_key")
+    assert Config("/topic/a", None, None, "v1") == Config(destination="/topic/a", version="v1")
+    assert Config("/topic/a").ordering_key is None
+
+
+def test_ordering_key_from_a_field_a_method_or_nothing() -> None:
+    from django_outbox_pattern.decorators import Config, ordering_key_of
+
+    event = m.CustomerEvent(customer="42", what="created")
+    assert ordering_key_of(event, Config("/topic/a", ordering_key="customer")) == "42"
+    assert ordering_key_of(event, Config("/topic/a", ordering_key="ordering_for")) == "customer-42"
+    assert ordering_key_of(event, Config("/topic/a")) is None
+    assert (
+        ordering_key_of(m.CustomerEvent(customer="", what="x"), Config("/t", ordering_key="customer")) is None
+    )
+
+
+def test_a_keyed_save_costs_one_statement_more_and_numbers_the_row() -> None:
+    with CaptureQueriesContext(connection) as plain:
+        m.MyModel.objects.create(field_one="a", field_two="b")
+    with CaptureQueriesContext(connection) as keyed:
+        m.CustomerEvent.objects.create(customer="42", what="created")
+    assert len(keyed.captured_queries) == len(plain.captured_queries) + 1
+    row = Published.objects.get(ordering_key="42")
+    assert row.ordering_seq == 1

@@ -200,3 +200,21 @@ def test_retention_deletes_only_old_published_rows(
     engine.housekeep()
     assert old.id not in outbox.rows
     assert outbox.rows[failed.id].status == StatusChoice.FAILED
+
+
+def test_a_key_goes_out_one_row_at_a_time_in_order_and_a_failed_row_holds_the_rest(
+    outbox: testing.MemoryOutbox, broker: testing.MemoryBroker
+) -> None:
+    from django_outbox_pattern import sequencing
+
+    rows = {
+        key: [outbox.add("/queue/o", {"key": key, "n": n}, ordering_key=key) for n in range(4)]
+        for key in "ab"
+    }
+    first = outbox.claim("t#1", limit=100, now=T0, lease_until=T0 + datetime.timedelta(minutes=2))
+    assert [r.id for r in first] == [rows["a"][0].id, rows["b"][0].id]
+    outbox.dead_letter([rows["a"][0].id], token="t#1", reason="poison")
+    outbox.mark_published([rows["b"][0].id], now=T0)
+    second = outbox.claim("t#2", limit=100, now=T0, lease_until=T0 + datetime.timedelta(minutes=2))
+    assert [r.id for r in second] == [rows["b"][1].id]
+    assert rows["a"][1].last_error == sequencing.held_reason(rows["a"][0].id, "a")

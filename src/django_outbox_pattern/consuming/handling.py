@@ -146,7 +146,7 @@ class Processor:
                 message.headers,
                 msg_id=msg_id,
                 settle=settlement,
-                store=self._store,
+                store=self._payload_store(),
                 raw_body=message.body,
             )
             try:
@@ -166,6 +166,12 @@ class Processor:
                 if not self._wait_before_retry(msg_id, exc, attempt):
                     settlement.leave("stopping during a retry's backoff")
                     return
+
+    def _payload_store(self) -> inbox.InboxStore:
+        """The inbox as the payload sees it: in a batch, its row waits for the batch's one INSERT."""
+        if self.batch is not None and isinstance(self._store, batching.BulkInbox):
+            return batching.BatchInbox(self._store, self.batch)
+        return self._store
 
     def _is_duplicate(self, msg_id: str, *, first: bool) -> bool:
         if first and msg_id in self._checked:
@@ -231,21 +237,25 @@ class Processor:
         """Count the outcome; a message the callback left unsettled is nacked so the queue never stalls."""
         if payload.saved and payload.acked:  # committed: a copy later in the same run is a duplicate
             self._known.add(payload.msg_id)
-        if not payload.settled and payload.saved and self.batch is not None and not self.batch.aborted:
-            settlement.ack_after(self.batch)  # saved in the batch transaction: acked once it commits
-            self.batch.after_commit(lambda: self._count("processed"))
+        batch = self.batch
+        # in a batch, a save() whose savepoint rolled back (the callback caught the error) saved nothing
+        kept = batch is None or payload.settled or not payload.saved or batch.kept(payload.msg_id)
+        if not payload.settled and payload.saved and kept and batch is not None and not batch.aborted:
+            settlement.ack_after(batch)  # saved in the batch transaction: acked once it commits
+            batch.after_commit(lambda: self._count("processed"))
             return
         if not payload.settled:
+            rolled_back = payload.saved  # outside a batch, its ACK would have been sent on commit
             logger.warning(
                 "The callback neither saved nor nacked message %s%s: nacking it to %s. Call payload.save() "
                 "inside your transaction, or payload.nack().",
                 payload.msg_id,
-                " (save() was called but its transaction rolled back)" if payload.saved else "",
+                " (save() was called but its transaction rolled back)" if rolled_back else "",
                 self._dlq,
                 extra={"action": "message_left_unsettled", "msg_id": payload.msg_id},
             )
             settlement.nack_reason = "the callback neither saved nor nacked it" + (
-                " (its save() was rolled back)" if payload.saved else ""
+                " (its save() was rolled back)" if rolled_back else ""
             )
             payload.nack()
         self._count("processed" if payload.acked else "nacked")

@@ -61,6 +61,14 @@ def message_id(headers: Mapping[str, str]) -> str:
     )
 
 
+class Row(Protocol):
+    """One inbox row to insert (``batching.PendingRow``)."""
+
+    msg_id: str
+    headers: Mapping[str, str]
+    body: Any
+
+
 class InboxStore(Protocol):
     """What the consumer and ``Payload`` need from the inbox (``DatabaseInbox``, or a test double)."""
 
@@ -120,6 +128,23 @@ class DatabaseInbox:
                 )
         except IntegrityError as exc:  # msg_id is the only unique column that can collide
             raise DuplicateMessage(f"Message {msg_id!r} is already in the inbox: skipped.") from exc
+
+    def record_many(self, rows: Collection[Row]) -> None:
+        """Insert these rows in one statement, in the current transaction (batched consuming);
+        ``DuplicateMessage`` when one of them is there already (the whole statement then fails)."""
+        objs = [
+            self.model(
+                msg_id=row.msg_id,
+                headers=storable.storable_headers(row.headers),
+                body=row.body,
+                status=StatusChoice.SUCCEEDED,
+            )
+            for row in rows
+        ]
+        try:  # one INSERT (Django splits it only where the database limits a statement's parameters)
+            self.model.objects.bulk_create(objs)
+        except IntegrityError as exc:
+            raise DuplicateMessage(f"One of {len(objs)} messages is already in the inbox.") from exc
 
     def on_commit(self, func: Callable[[], None]) -> None:
         """Run ``func`` once the current transaction commits (at once outside a transaction)."""

@@ -136,6 +136,7 @@ class Settlement:
     def ack_after(self, batch: batching.Batch) -> None:
         """Settled as ACKED now; the ACK frame is written only once ``batch`` committed (batching.py)."""
         if self._begin(Outcome.ACKED):
+            batch.hold(self.message.ack_id)
             batch.after_commit(lambda: self._write("ack", self._deferred_ack))
 
     def _deferred_ack(self) -> None:

@@ -80,7 +80,7 @@ class Worker:
             except queue.Empty:
                 continue
             with contextlib.suppress(queue.Empty):  # whatever else is waiting: one duplicate check for all
-                while len(run) < PRECHECK_MAX:
+                while len(run) < max(PRECHECK_MAX, self._batch_size):
                     run.append(self.handoff.get_nowait())
             self._processor.precheck([message for source, message in run if source is self._current()])
             if self._batch_size > 1:
@@ -104,51 +104,90 @@ class Worker:
         self._store.reset()
 
     def _run_batch(self, chunk: list[tuple[wire.Transport, wire.Message]]) -> None:
-        """Handle ``chunk`` in one transaction, each message in a savepoint; ACK only after the commit."""
-        batch, source = batching.Batch(), self._current()
+        """Handle ``chunk`` in one transaction; ACK only after the commit (batching.py)."""
+        source = self._current()
         if source is None or not source.is_connected():  # closed (a batch aborted): the broker redelivers
             for _, message in chunk:
                 self._unsettled.remove(message)
             return
         alone = [(o, m) for o, m in chunk if _identity(m) in self._suspects]  # they aborted a batch before
         chunk = [item for item in chunk if item not in alone]
-        self._processor.batch = batch
-        try:
-            with transaction.atomic():
-                for origin, message in chunk:
-                    if self._stopping.is_set():  # the rest stay unacknowledged: the broker redelivers them
-                        break
-                    self._observer.heartbeat()
-                    if origin is not source:  # from a closed connection: the broker redelivers it
-                        self._unsettled.remove(message)
-                        continue
-                    with transaction.atomic():  # the message's own savepoint
-                        outcome = self._processor.handle(origin, message)  # settles it, never raises
-                        if batch.aborted:
-                            raise batching.BatchAborted(batch.aborted)
-                        if outcome is not settling.Outcome.ACKED:  # dead-lettered: its writes go, not others'
-                            transaction.set_rollback(True)
-        except Exception as exc:  # nothing of the batch committed: nothing of it may be acked
-            logger.warning(
-                "Batch of %d messages not committed (%s): closing the connection, the broker redelivers them",
-                len(chunk),
-                conf.describe_error(exc),
-                extra={"action": "consumer_batch_rolled_back", "queue": self._queue},
-            )
-            if batch.culprit:
-                self._suspects.add(batch.culprit)
-            if source is not None:
+        careful = False  # the lean pass first: no savepoint of the worker's per message
+        while True:
+            batch = batching.Batch()
+            try:
+                self._transact(source, chunk, batch, careful=careful)
+            except batching.Rerun as rerun:  # rolled back: the messages not settled yet, with savepoints
+                chunk, careful = rerun.messages, True
+                continue
+            except Exception as exc:  # nothing of the batch committed: nothing of it may be acked
+                logger.warning(
+                    "Batch of %d messages not committed (%s): closing the connection, the broker redelivers "
+                    "them",
+                    len(chunk),
+                    conf.describe_error(exc),
+                    extra={"action": "consumer_batch_rolled_back", "queue": self._queue},
+                )
+                if batch.culprit:
+                    self._suspects.add(batch.culprit)
                 settling.close(source)
-            self._store.reset()
-            return
-        finally:
-            self._processor.batch = None
+                self._store.reset()
+                return
+            break
         for after in batch.after:  # committed: the ACK frames, the counts
             after()
         for origin, message in alone:  # unbatched: bounded retries, then the dead-letter queue
             if not self._stopping.is_set() and origin is self._current():
                 self._handle(origin, message)
         flush(source)
+
+    def _transact(
+        self,
+        source: wire.Transport,
+        chunk: list[tuple[wire.Transport, wire.Message]],
+        batch: batching.Batch,
+        *,
+        careful: bool,
+    ) -> None:
+        """One batch transaction over ``chunk``; returns once committed. Lean (``careful`` false): each
+        message runs without a savepoint of the worker's, and ``Rerun`` asks for a careful pass when one
+        message's failure cannot be undone alone (``batching.Guard``)."""
+        self._processor.batch = batch
+        try:
+            with transaction.atomic():
+                connection = transaction.get_connection()
+                guard = batching.Guard(connection)
+                with contextlib.ExitStack() as watching:
+                    if not careful:
+                        watching.enter_context(connection.execute_wrapper(guard))
+                    for index, (origin, message) in enumerate(chunk):
+                        if self._stopping.is_set():  # the rest stay unacknowledged: the broker redelivers
+                            break
+                        self._observer.heartbeat()
+                        if origin is not source:  # from a closed connection: the broker redelivers it
+                            self._unsettled.remove(message)
+                            continue
+                        if careful:
+                            self._careful(origin, message, batch)
+                            continue
+                        guard.start()
+                        outcome = self._processor.handle(origin, message)  # settles it, never raises
+                        if batch.aborted:
+                            raise batching.BatchAborted(batch.aborted)
+                        if guard.needs_rerun(acked=outcome is settling.Outcome.ACKED):
+                            done = [item for item in chunk[: index + 1] if item[1].ack_id in batch.held]
+                            raise batching.Rerun(done + chunk[index + 1 :])
+                batching.insert_rows(self._store)  # the batch's inbox rows, in one statement
+        finally:
+            self._processor.batch = None
+
+    def _careful(self, origin: wire.Transport, message: wire.Message, batch: batching.Batch) -> None:
+        with transaction.atomic():  # the message's own savepoint
+            outcome = self._processor.handle(origin, message)  # settles it, never raises
+            if batch.aborted:
+                raise batching.BatchAborted(batch.aborted)
+            if outcome is not settling.Outcome.ACKED:  # dead-lettered: its writes go, not others'
+                transaction.set_rollback(True)
 
     def _handle(self, source: wire.Transport, message: wire.Message) -> None:
         try:

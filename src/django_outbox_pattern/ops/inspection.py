@@ -164,6 +164,38 @@ def id_states(ids: list[Any], *, now: datetime | None = None) -> dict[str, str]:
     return {str(pk): found.get(str(pk), "not found") for pk in ids}
 
 
+def blocked_keys(*, limit: int | None = None) -> dict[str, Any]:
+    """Ordering keys held by a row that failed for good: ``{"matching": n, "keys": [...]}``, oldest blocker
+    first. Each key: the failed row that holds it (``blocked_by``), its error and destination, and how many
+    pending rows wait behind it (``held``). ``outboxctl replay`` or ``dead-letter`` on that row frees the key.
+    """
+    rows = wiring.published_model().objects
+    blockers = (
+        rows.filter(status=StatusChoice.FAILED, ordering_key__isnull=False)
+        .exclude(ordering_seq=None)
+        .order_by("ordering_key", "ordering_seq")
+        .values_list("ordering_key", "ordering_seq", "id", "destination", "added", "last_error")
+    )
+    first: dict[str, tuple[Any, ...]] = {}
+    for key, *rest in blockers:
+        first.setdefault(key, tuple(rest))
+    oldest = sorted(first.items(), key=lambda item: item[1][3])
+    keys = []
+    for key, (seq, blocker, destination, added, error) in oldest[:limit] if limit else oldest:
+        held = rows.filter(ordering_key=key, status=StatusChoice.SCHEDULE, ordering_seq__gt=seq).count()
+        keys.append(
+            {
+                "ordering_key": key,
+                "blocked_by": str(blocker),
+                "destination": destination,
+                "blocker_added": added,
+                "held": held,
+                "last_error": error,
+            }
+        )
+    return {"matching": len(first), "keys": keys}
+
+
 def get_row(table: Table, key: str) -> dict[str, Any] | None:
     """One row in full: by id, or for the inbox also by ``msg_id``."""
     model = _model(table)
@@ -189,6 +221,8 @@ def _row(table: Table, obj: Any, *, full: bool) -> dict[str, Any]:
         if full:
             out.update(
                 version=obj.version,
+                ordering_key=obj.ordering_key,
+                ordering_seq=obj.ordering_seq,
                 expires_at=obj.expires_at,
                 locked_by=obj.locked_by,
                 headers=obj.headers,

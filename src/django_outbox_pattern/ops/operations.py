@@ -31,6 +31,7 @@ from django_outbox_pattern.ops.audit import Actor
 from django_outbox_pattern.ops.batching import Progress, RowsHook
 from django_outbox_pattern.ops.dead_letters import RequeueResult
 from django_outbox_pattern.ops.inspection import Filter, Table, query
+from django_outbox_pattern.relaying import store
 
 ActorArg = Actor | str | None
 NoMsgIds: Mapping[Any, str] = {}
@@ -62,10 +63,21 @@ def replayable(selection: Filter) -> models.QuerySet[AbstractPublished]:
 
 
 def parkable(selection: Filter, *, now: datetime | None = None) -> models.QuerySet[AbstractPublished]:
-    """Scheduled rows a dead-letter would park: never one a relay holds right now (in flight)."""
+    """Rows a dead-letter would park: scheduled ones no relay holds right now (in flight), and failed rows
+    that hold the rest of their ordering key (parking one lets the key go on)."""
     now = now or timezone.now()
-    qs = query("outbox", dataclasses.replace(selection, statuses=(StatusChoice.SCHEDULE,)))
-    return qs.filter(Q(locked_by="") | Q(available_at__lte=now))
+    statuses = (StatusChoice.SCHEDULE, StatusChoice.FAILED)
+    qs = query("outbox", dataclasses.replace(selection, statuses=statuses))
+    return qs.filter(_free(now) | _blocker())
+
+
+def _free(now: datetime) -> Q:
+    return Q(status=StatusChoice.SCHEDULE) & (Q(locked_by="") | Q(available_at__lte=now))
+
+
+def _blocker() -> Q:
+    """A failed row that still holds its key (``ordering_seq`` set; parking clears it)."""
+    return Q(status=StatusChoice.FAILED, ordering_key__isnull=False, ordering_seq__isnull=False)
 
 
 def purgeable(
@@ -257,17 +269,29 @@ def _replay_batch(batch: list[Any]) -> tuple[list[Any], Mapping[Any, str]]:
         "locked_by": "",
         "last_error": "",
     }
-    return batching.update_rows(
-        wiring.published_model().objects.filter(status=StatusChoice.FAILED), batch, values
-    ), NoMsgIds
+    rows = wiring.published_model().objects
+    changed = batching.update_rows(rows.filter(status=StatusChoice.FAILED), batch, values)
+    _keys_changed(changed)  # the rows behind a replayed row of a key wait for it, no longer for a failure
+    return changed, NoMsgIds
 
 
 def _park_batch(batch: list[Any], reason: str, now: datetime) -> tuple[list[Any], Mapping[Any, str]]:
-    free = wiring.published_model().objects.filter(
-        Q(locked_by="") | Q(available_at__lte=now), status=StatusChoice.SCHEDULE
-    )
-    values = {"status": StatusChoice.FAILED, "last_error": reason, "locked_by": ""}
-    return batching.update_rows(free, batch, values), NoMsgIds
+    # A parked row leaves its key's order (``ordering_seq`` cleared): the rows behind it go on.
+    rows = wiring.published_model().objects
+    values = {"status": StatusChoice.FAILED, "last_error": reason, "locked_by": "", "ordering_seq": None}
+    changed = batching.update_rows(rows.filter(_free(now)), batch, values)
+    released = {"last_error": reason, "ordering_seq": None}
+    changed += batching.update_rows(rows.filter(_blocker()), batch, released)
+    _keys_changed(changed)
+    return changed, NoMsgIds
+
+
+def _keys_changed(ids: list[Any]) -> None:
+    """Rows of these rows' ordering keys say again which failed row (if any) holds them."""
+    keys = wiring.published_model().objects.filter(pk__in=ids, ordering_key__isnull=False)
+    found = set(keys.values_list("ordering_key", flat=True))
+    if found:
+        store.OutboxStore().refresh_held(found)
 
 
 def _delete_batch(base: models.QuerySet[Any], batch: list[Any]) -> tuple[list[Any], Mapping[Any, str]]:

@@ -70,6 +70,7 @@ class BatchResult:
     dead_lettered: int  # made FAILED: attempts exhausted, expired or unsendable
     elapsed: float  # seconds from claim to the last UPDATE
     released: int = 0  # never sent because the connection went first: due again at once
+    woken: int = 0  # rows of ordering keys set aside until these were published: due now
 
 
 @dataclasses.dataclass
@@ -179,6 +180,8 @@ class Batches:
         broker nor the observer, so it may run on another thread (recording.py), one batch at a time."""
         batch, outcome, refused = collected.batch, collected.outcome, collected.refused
         published = self.store.mark_published(outcome.confirmed, now=self._clock())
+        keys = {batch.rows[key].ordering_key for key in outcome.confirmed} - {None}
+        woken = self.store.wake_next(keys, now=self._clock()) if keys else 0  # type: ignore[arg-type]
         retried, exhausted = self._record_failures(outcome, batch.rows, batch.token)
         reason = f"unsendable: the broker refused it ({batch.careful.error})"
         exhausted += self.store.dead_letter(refused, token=batch.token, reason=reason, count_attempt=True)
@@ -190,6 +193,7 @@ class Batches:
             dead_lettered=batch.dead_lettered + exhausted,
             elapsed=time.monotonic() - batch.started,
             released=released,
+            woken=woken,
         )
 
     def report(self, collected: Collected, result: BatchResult) -> None:

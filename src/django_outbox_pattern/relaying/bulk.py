@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db import connections
 
-from django_outbox_pattern import wiring
+from django_outbox_pattern import sequencing, wiring
 from django_outbox_pattern.models import AbstractPublished
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ def insert_rows(rows: Sequence[AbstractPublished], *, using: str) -> None:
         return
     for row in rows:
         row.prepare_for_insert()
+    sequencing.number(rows, using=using)  # the caller's transaction holds the keys' counters
     _copy(conn, model, rows)
     for row in rows:
         row._state.adding = False

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
 from django_outbox_pattern.relaying.producer import EncodedJSON
@@ -30,11 +30,22 @@ class OutboxRow:
     headers: Any  # decoded: a dict, unless someone stored something else
     retry: int
     expired: bool  # expires_at had passed when the row was claimed
+    ordering_key: str | None = None  # its key's next row is woken when this one is published
 
     @classmethod
     def from_values(cls, values: Sequence[Any]) -> OutboxRow:
-        row_id, destination, body, headers, retry, expired = values
-        return cls(row_id, destination, EncodedJSON(body), json.loads(headers), retry, bool(expired))
+        row_id, destination, body, headers, retry, expired, *rest = values
+        key = rest[0] if rest else None
+        return cls(row_id, destination, EncodedJSON(body), json.loads(headers), retry, bool(expired), key)
+
+
+class Claimed(list[OutboxRow]):
+    """The rows a claim leased, in due order; ``scanned`` counts every due row it looked at, those left
+    waiting for an earlier row of their key included (a full scan means more rows may be due)."""
+
+    def __init__(self, rows: Sequence[OutboxRow] = (), *, scanned: int | None = None) -> None:
+        super().__init__(rows)
+        self.scanned = len(self) if scanned is None else scanned
 
 
 class Outbox(Protocol):
@@ -43,11 +54,20 @@ class Outbox(Protocol):
     def claim(
         self, token: str, *, limit: int, now: datetime.datetime, lease_until: datetime.datetime
     ) -> list[OutboxRow]:
-        """Lease up to ``limit`` due rows to ``token`` and return them in due order."""
+        """Lease the first unsent row of each key among up to ``limit`` due rows to ``token``; return
+        them in due order (a ``Claimed`` list)."""
         ...
 
     def mark_published(self, ids: Sequence[Any], *, now: datetime.datetime) -> int:
         """Confirmed by the broker: SUCCEEDED, ``published_at`` = now."""
+        ...
+
+    def wake_next(self, keys: Collection[str], *, now: datetime.datetime) -> int:
+        """Rows of these keys were published: each key's next unsent row, if it waits, is due at ``now``."""
+        ...
+
+    def wake_stranded(self, *, now: datetime.datetime) -> int:
+        """Waiting keyed rows whose earlier rows are all sent (a missed wake-up): due at ``now``."""
         ...
 
     def reschedule(

@@ -57,6 +57,7 @@ STORAGE_BACKOFF_CAP_S = 30.0  # longest wait between passes while the database f
 IN_FLIGHT_BATCHES = 2  # full batches sent and not yet landed while draining (the broker's queue)
 UNRECORDED_BATCHES = 1  # landed batches whose UPDATEs may still run on the recording thread while draining
 HEARTBEAT_EVERY_S = 1.0  # the observer's heartbeat keeps coming while the relay waits out a failure
+WAKE_STRANDED_EVERY_S = 5.0  # how often a keyed row whose wake-up was lost is looked for (store.py)
 
 
 class Notifier(Protocol):
@@ -119,6 +120,7 @@ class Relay:
         self._connect_failures = 0
         self._storage_failures = 0
         self._next_housekeeping = 0.0
+        self._next_wake = 0.0
         self._fatal: BaseException | None = None
         if settings.DEFAULT_RELAY_LEASE < 3 * settings.DEFAULT_RECEIPT_TIMEOUT:
             logger.warning(
@@ -165,9 +167,15 @@ class Relay:
                 self.observer.heartbeat()
                 handled = self._guarded_run_once()
                 self._report(on_batch)
-                if (until_empty and handled == 0) or (once and handled is not None):
+                if until_empty and handled == 0 and not self._stranded():
                     break
-                if handled is not None and not self._draining:
+                if once and handled is not None:
+                    break
+                if handled and not self._draining:
+                    # The rows just landed may have let the next rows of their ordering keys go: claim
+                    # again at once; only a pass that found nothing due waits for the poll interval.
+                    self._woken = True
+                elif handled is not None and not self._draining:
                     self._woken = self._wakeup.wait(self.settings.DEFAULT_PRODUCER_WAITING_TIME)
                     self._wakeup.clear()
         finally:
@@ -232,7 +240,8 @@ class Relay:
         return delay
 
     def run_once(self) -> int:
-        """One pass: claim a batch, land the previous one, launch this one; returns the rows claimed."""
+        """One pass: claim a batch, launch it, land older ones; returns the due rows looked at (or, when
+        there were none, the rows of ordering keys that landing made due)."""
         if not (self._draining or self._woken):  # the hot path never pays a database reconnect
             _close_old_connections()
         self._woken = False
@@ -253,12 +262,15 @@ class Relay:
             )
         self._connect_failures = 0
         started, now = time.monotonic(), self._clock()
+        if started >= self._next_wake:
+            self._next_wake = started + WAKE_STRANDED_EVERY_S
+            self.store.wake_stranded(now=now)
         token = f"{self.relay_id}#{next(self._claims)}"
         lease_until = now + datetime.timedelta(seconds=self.settings.DEFAULT_RELAY_LEASE)
         chunk = self.settings.DEFAULT_PUBLISHED_CHUNK_SIZE
         self._draining = False
         rows = self.store.claim(token, limit=chunk, now=now, lease_until=lease_until)
-        claimed = len(rows)
+        claimed = getattr(rows, "scanned", len(rows))  # rows set aside for their key count: more may be due
         if rows and self.routing_gate is not None:  # rows no queue would receive are held, not sent
             rows, held = self.routing_gate.partition(rows)
             for reason, group in held.items():
@@ -270,10 +282,21 @@ class Relay:
         self._draining = claimed >= chunk
         # Land the oldest batches, whose receipts came meanwhile; when no full batch is right behind them,
         # land every one: none is left waiting.
+        woken = 0
         while len(self._in_flight) > (IN_FLIGHT_BATCHES if self._draining else 0):
-            self._land(self._in_flight.popleft())
-        self._collect_records(keep=None if self._draining else 0)  # outside a drain nothing stays unrecorded
-        return claimed
+            woken += self._land(self._in_flight.popleft())
+        # outside a drain nothing stays unrecorded
+        woken += self._collect_records(keep=None if self._draining else 0)
+        if woken:  # the next rows of ordering keys are due now: no pause before the next pass
+            self._draining = True
+        return claimed or woken
+
+    def _stranded(self) -> int:
+        """Rows of ordering keys whose wake-up was lost, due again now (so ``until_empty`` sends them)."""
+        try:
+            return self.store.wake_stranded(now=self._clock())
+        except exceptions.StorageError:
+            return 0  # the next run, or the next pass of a running relay, finds them
 
     def _land_in_flight(self) -> None:
         """Land every batch in flight, oldest first, and wait until every one is recorded."""
@@ -281,24 +304,28 @@ class Relay:
             self._land(self._in_flight.popleft())
         self._collect_records(keep=0)
 
-    def _land(self, batch: batches.InFlight) -> None:
+    def _land(self, batch: batches.InFlight) -> int:
+        """Land one batch; the rows of ordering keys it made due (0 while its record is pending)."""
         if self._background and self.recorder is not None:  # recorded while the next batch goes out
             self.recorder.submit(self.batches.collect(batch))
-            self._collect_records(keep=UNRECORDED_BATCHES)
-            return
-        self._landed_one(self.batches.land(batch))
+            return self._collect_records(keep=UNRECORDED_BATCHES)
+        return self._landed_one(self.batches.land(batch))
 
-    def _collect_records(self, *, keep: int | None) -> None:
-        """Report the batches recorded meanwhile; with ``keep``, wait until at most that many are not."""
+    def _collect_records(self, *, keep: int | None) -> int:
+        """Report the batches recorded meanwhile (with ``keep``, wait until at most that many are not);
+        the rows of ordering keys they made due."""
         if self.recorder is None:
-            return
+            return 0
+        woken = 0
         for collected, result in self.recorder.finished(keep=keep):
             self.batches.report(collected, result)
-            self._landed_one(result)
+            woken += self._landed_one(result)
+        return woken
 
-    def _landed_one(self, result: batches.BatchResult) -> None:
+    def _landed_one(self, result: batches.BatchResult) -> int:
         self.last_batch = result
         self._landed.append(result)
+        return result.woken
 
     def _land_in_flight_safely(self) -> None:
         while True:

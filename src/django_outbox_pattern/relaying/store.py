@@ -15,26 +15,38 @@ by ``dop-msg-id``). No transaction stays open after a method returns.
 
 Every statement handles a whole batch: no per-row UPDATE and no per-row SELECT.
 
+Per-key ordering (sequencing.py, docs/ordering.md): a row with an ordering key is sent only while no earlier
+row of its key (lower ``ordering_seq``) is unsent, SCHEDULE or FAILED. A claim looks at up to ``limit`` due
+rows: it leases the first unsent row of each key (and every row without a key) and sets the others aside,
+``available_at`` = ``WAITING``, out of the claim's range, so that a long backlog of one key is looked at
+once, not on every pass. Publishing a keyed row wakes its key's next row (``wake_next``); a periodic
+``wake_stranded`` catches a wake-up lost to a race with a claim. A row that failed for good holds the rest
+of its key until an operator replays it or parks it (parking clears its ``ordering_seq``). PostgreSQL and
+SQLite decide which rows go first on one snapshot; on MariaDB/MySQL the locking read sees rows committed
+after its subquery's snapshot, so the keyed rows it locked are judged by a second, fresh statement.
+
 Liveness (liveness.py): every relay process beats its ``RelayProcess`` row with the database's clock; the
 rows leased by a relay whose beat is stale are released at once, not at the end of their lease.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 from django.db import DatabaseError, connections, models, transaction
-from django.db.models import ExpressionWrapper, F, Q
+from django.db.models import Exists, ExpressionWrapper, F, OuterRef, Q, Subquery
 from django.db.models.functions import Cast, Now
+from django.utils import timezone
 
-from django_outbox_pattern import exceptions, wiring
+from django_outbox_pattern import exceptions, sequencing, wiring
 from django_outbox_pattern.choices import StatusChoice
-from django_outbox_pattern.models import AbstractPublished, RelayProcess
-from django_outbox_pattern.relaying.outbox import OutboxRow
+from django_outbox_pattern.models import AbstractPublished, OrderingKey, RelayProcess
+from django_outbox_pattern.relaying.outbox import Claimed, OutboxRow
 
 logger = logging.getLogger(__name__)
 
@@ -47,15 +59,21 @@ BATCH_SIZE = 1000  # rows per statement for sweeps and purges
 # What a claim reads: the body as the JSON text stored (sent as it is, never decoded), the headers as JSON
 # text, and whether the row expired (compared in SQL: no timestamp is parsed per row).
 _FIELDS = ("id", "destination", "wire_body", "wire_headers", "retry", "expired")
+UNSENT = (StatusChoice.SCHEDULE, StatusChoice.FAILED)  # an earlier row of the key in these holds the rest
+# ``available_at`` of a keyed row set aside until the rows of its key before it are sent: never due.
+WAITING = datetime.datetime(9000, 1, 1, tzinfo=datetime.timezone.utc)
 
 
-def _wire_values(rows: models.QuerySet[AbstractPublished], now: datetime.datetime) -> models.QuerySet[Any]:
-    """``_FIELDS`` of the rows: JSON columns as their stored text, expiry compared by the database."""
+def _wire_values(
+    rows: models.QuerySet[AbstractPublished], now: datetime.datetime, *extra: str
+) -> models.QuerySet[Any]:
+    """``_FIELDS`` (then ``extra``) of the rows: JSON columns as their stored text, expiry compared by the
+    database."""
     values: models.QuerySet[Any] = rows.annotate(
         wire_body=Cast("body", output_field=models.TextField()),
         wire_headers=Cast("headers", output_field=models.TextField()),
         expired=ExpressionWrapper(Q(expires_at__lte=now), output_field=models.BooleanField()),
-    ).values_list(*_FIELDS)
+    ).values_list(*_FIELDS, *extra)
     return values
 
 
@@ -112,8 +130,9 @@ class OutboxStore:
 
     def claim(
         self, token: str, *, limit: int, now: datetime.datetime, lease_until: datetime.datetime
-    ) -> list[OutboxRow]:
-        """Lease up to ``limit`` due rows to ``token`` and return them in claim order."""
+    ) -> Claimed:
+        """Lease the first unsent row of each key among up to ``limit`` due rows to ``token``, set the
+        others aside (``WAITING``), and return the leased rows in claim order."""
         with wrap_errors("claim a batch"):
             if self.strategy == "returning":
                 return self._claim_returning(token, limit=limit, now=now, lease_until=lease_until)
@@ -125,49 +144,165 @@ class OutboxStore:
             if self.strategy == "skip_locked":
                 with transaction.atomic(using=self.using):
                     locked = due.select_for_update(skip_locked=True)
-                    rows = list(_wire_values(locked, now)[:limit])
-                    if rows:
-                        self._rows().filter(id__in=[r[0] for r in rows]).update(
+                    rows = list(_wire_values(locked, now, "ordering_key")[:limit])
+                    waiting = self._held_back([r[0] for r in rows if r[-1] is not None])
+                    first = [r for r in rows if r[0] not in waiting]
+                    if first:
+                        self._rows().filter(id__in=[r[0] for r in first]).update(
                             locked_by=token, available_at=lease_until
                         )
-                return [OutboxRow.from_values(r) for r in rows]
-            ids = list(due.values_list("id", flat=True)[:limit])
-            if not ids:
-                return []
+                    self._set_aside(waiting, now)
+                return Claimed([OutboxRow.from_values(r) for r in first], scanned=len(rows))
+            scanned = list(due.values_list("id", "ordering_key")[:limit])
+            if not scanned:
+                return Claimed()
+            waiting = self._held_back([row_id for row_id, key in scanned if key is not None])
+            ids = [row_id for row_id, _ in scanned if row_id not in waiting]
             self._rows().filter(id__in=ids, status=StatusChoice.SCHEDULE, available_at__lte=now).update(
                 locked_by=token, available_at=lease_until
             )
+            self._set_aside(waiting, now)
             # Read back through the claim index: the lease's end is the same for the whole claim.
             mine = self._rows().filter(
                 status=StatusChoice.SCHEDULE, available_at=lease_until, locked_by=token
             )
-            leased = _wire_values(mine, now)
+            leased = _wire_values(mine, now, "ordering_key")
             position = {row_id: index for index, row_id in enumerate(ids)}  # the lease erased the due order
-            return sorted((OutboxRow.from_values(r) for r in leased), key=lambda row: position[row.id])
+            rows_ = sorted((OutboxRow.from_values(r) for r in leased), key=lambda row: position[row.id])
+            return Claimed(rows_, scanned=len(scanned))
+
+    def _first_of_key(self) -> Q:
+        """Rows without a key, or whose key has no earlier unsent row."""
+        earlier = self._rows().filter(
+            ordering_key=OuterRef("ordering_key"),
+            status__in=UNSENT,
+            ordering_seq__lt=OuterRef("ordering_seq"),
+        )
+        return Q(ordering_key__isnull=True) | Q(ordering_seq__isnull=True) | Q(~Exists(earlier))
+
+    def _held_back(self, keyed_ids: Sequence[Any]) -> set[Any]:
+        """Which of these keyed rows have an earlier unsent row of their key.
+
+        Asked in a statement of its own after the rows were read (or locked), so it sees every row
+        committed before them (READ COMMITTED, Django's default on MariaDB/MySQL)."""
+        if not keyed_ids:
+            return set()
+        held = self._rows().filter(id__in=keyed_ids).exclude(self._first_of_key())
+        return set(held.values_list("id", flat=True))
+
+    def _set_aside(self, ids: Collection[Any], now: datetime.datetime) -> None:
+        """Keyed rows behind an unsent row of their key: out of the claim's range until woken. Those behind
+        a row that failed for good say so (they may have been written after it failed)."""
+        if not ids:
+            return
+        aside = self._rows().filter(id__in=list(ids), status=StatusChoice.SCHEDULE, locked_by="")
+        aside.filter(available_at__lte=now).update(available_at=WAITING)
+        self._label_held(ids)
+
+    def _label_held(self, ids: Collection[Any]) -> None:
+        """Rows just set aside behind a row that failed for good say which row holds them. Each row is
+        updated by its primary key: these rows are the claim's own, a range over the key would lock rows
+        other relays hold (MariaDB then deadlocks two claims of the same key)."""
+        aside = self._rows().filter(id__in=list(ids), status=StatusChoice.SCHEDULE, locked_by="")
+        rows = list(aside.values_list("id", "ordering_key", "ordering_seq"))
+        failed = (
+            self._rows()
+            .filter(ordering_key__in={key for _, key, _ in rows}, status=StatusChoice.FAILED)
+            .exclude(ordering_seq=None)
+            .values_list("id", "ordering_key", "ordering_seq")
+        )
+        first_failure: dict[str, tuple[Any, int]] = {}
+        for blocker, key, seq in failed:
+            if key not in first_failure or seq < first_failure[key][1]:
+                first_failure[key] = (blocker, seq)
+        held: dict[Any, list[Any]] = collections.defaultdict(list)
+        for row_id, key, seq in rows:
+            if key in first_failure and seq is not None and seq > first_failure[key][1]:
+                held[first_failure[key][0]].append(row_id)
+        for blocker, row_ids in held.items():
+            key = next(k for k, (b, _) in first_failure.items() if b == blocker)
+            aside.filter(id__in=row_ids).update(last_error=sequencing.held_reason(blocker, key))
+
+    def wake_next(self, keys: Collection[str], *, now: datetime.datetime) -> int:
+        """Rows of these keys were published: each key's next row, if it was set aside, is due at ``now``.
+
+        The next row is found per key through the ordering index (a few probes, whatever the key's
+        backlog): the first SCHEDULE row by ``ordering_seq``, unless a FAILED row comes before it."""
+        if not keys:
+            return 0
+        numbered = self._rows().filter(ordering_key=OuterRef("key")).exclude(ordering_seq=None)
+        pending = numbered.filter(status=StatusChoice.SCHEDULE).order_by("ordering_seq")
+        failed = numbered.filter(status=StatusChoice.FAILED).order_by("ordering_seq")
+        with wrap_errors("wake the next rows of ordering keys"):
+            firsts = (
+                OrderingKey.objects.using(self.using)
+                .filter(key__in=list(keys))
+                .annotate(
+                    head=Subquery(pending.values("id")[:1]),
+                    head_seq=Subquery(pending.values("ordering_seq")[:1]),
+                    failed_seq=Subquery(failed.values("ordering_seq")[:1]),
+                )
+                .values_list("head", "head_seq", "failed_seq")
+            )
+            heads = [head for head, seq, fail in firsts if head is not None and (fail is None or fail > seq)]
+            if not heads:
+                return 0
+            return (
+                self._rows()
+                .filter(id__in=heads, status=StatusChoice.SCHEDULE, available_at__gte=WAITING, locked_by="")
+                .update(available_at=now)
+            )
+
+    def wake_stranded(self, *, now: datetime.datetime) -> int:
+        """Rows set aside whose earlier rows are all sent by now, their wake-up lost: due at ``now``.
+
+        The loss: a claim judges a row on a snapshot taken before the row's predecessor was published, and
+        sets it aside just after ``wake_next`` looked for it. Reads the keys of the rows set aside (no
+        per-row check), at most ``BATCH_SIZE`` keys a call."""
+        aside = self._rows().filter(status=StatusChoice.SCHEDULE, available_at__gte=WAITING, locked_by="")
+        with wrap_errors("wake waiting rows of ordering keys"):
+            keys = set(aside.values_list("ordering_key", flat=True).distinct()[:BATCH_SIZE])
+        return self.wake_next(keys - {None}, now=now)
 
     def _claim_returning(
         self, token: str, *, limit: int, now: datetime.datetime, lease_until: datetime.datetime
-    ) -> list[OutboxRow]:
-        """PostgreSQL: lock, lease and read the batch in one statement (one round trip, no transaction)."""
+    ) -> Claimed:
+        """PostgreSQL: lock the due rows, lease the first of each key, set the others aside and read the
+        leased ones, in one statement (one round trip, no transaction)."""
         conn = connections[self.using]
         table, col = self._quoted_names(conn)
-        # The UPDATE finds its rows by primary key (= ANY of an array): joined to the CTE instead, the planner
-        # may hash the whole table for every batch. The final join restores the due order.
+        key, seq, unsent = col["ordering_key"], col["ordering_seq"], ", ".join(str(int(s)) for s in UNSENT)
+        first_of_key = (
+            f"{table}.{key} IS NULL OR {table}.{seq} IS NULL OR NOT EXISTS (SELECT 1 FROM {table} earlier "
+            f"WHERE earlier.{key} = {table}.{key} AND earlier.{col['status']} IN ({unsent}) "
+            f"AND earlier.{seq} < {table}.{seq})"
+        )
+        # The UPDATEs find their rows by primary key (= ANY of an array): joined to the CTE instead, the
+        # planner may hash the whole table for every batch. Every due row comes back (the set-aside ones
+        # with NULLs), in due order, so the caller knows how many were looked at.
         sql = (
-            f"WITH due AS (SELECT {col['id']} AS due_id, {col['available_at']} AS due_at FROM {table} "
+            f"WITH due AS (SELECT {col['id']} AS due_id, {col['available_at']} AS due_at, "
+            f"({first_of_key}) AS first FROM {table} "
             f"WHERE {col['status']} = %s AND {col['available_at']} <= %s "
             f"ORDER BY {col['available_at']}, {col['id']} LIMIT %s FOR UPDATE SKIP LOCKED), "
+            f"aside AS (UPDATE {table} SET {col['available_at']} = %s "
+            f"WHERE {col['id']} = ANY(ARRAY(SELECT due_id FROM due WHERE NOT first))), "
             f"claimed AS (UPDATE {table} SET {col['locked_by']} = %s, {col['available_at']} = %s "
-            f"WHERE {col['id']} = ANY(ARRAY(SELECT due_id FROM due)) RETURNING {col['id']} AS id, "
-            f"{col['destination']} AS destination, {col['body']}::text AS body, "
+            f"WHERE {col['id']} = ANY(ARRAY(SELECT due_id FROM due WHERE first)) "
+            f"RETURNING {col['id']} AS id, {col['destination']} AS destination, {col['body']}::text AS body, "
             f"{col['headers']}::text AS headers, {col['retry']} AS retry, "
-            f"{col['expires_at']} <= %s AS expired) "
-            "SELECT id, destination, body, headers, retry, expired FROM claimed JOIN due ON due_id = id "
-            "ORDER BY due_at, id"
+            f"{col['expires_at']} <= %s AS expired, {key} AS ordering_key) "
+            "SELECT id, destination, body, headers, retry, expired, ordering_key, due_id "
+            "FROM due LEFT JOIN claimed ON due_id = id ORDER BY due_at, due_id"
         )
+        params: list[Any] = [StatusChoice.SCHEDULE.value, now, limit, WAITING, token, lease_until, now]
         with conn.cursor() as cursor:
-            cursor.execute(sql, [StatusChoice.SCHEDULE.value, now, limit, token, lease_until, now])
-            return [OutboxRow.from_values(r) for r in cursor.fetchall()]
+            cursor.execute(sql, params)
+            found = cursor.fetchall()
+        aside = [r[-1] for r in found if r[0] is None]
+        if aside:
+            self._label_held(aside)
+        return Claimed([OutboxRow.from_values(r[:-1]) for r in found if r[0] is not None], scanned=len(found))
 
     def _quoted_names(self, conn: Any) -> tuple[str, dict[str, str]]:
         """The table's and every field's column name, quoted for raw SQL on ``conn``."""
@@ -217,7 +352,38 @@ class OutboxStore:
         if count_attempt:
             changes["retry"] = F("retry") + 1
         with wrap_errors("dead-letter rows"):
-            return self._leased(ids, token).update(**changes)
+            dead = self._leased(ids, token).update(**changes)
+            self._hold_behind(ids)
+            return dead
+
+    def refresh_held(self, keys: Iterable[str]) -> None:
+        """After an operator replayed or parked rows of these keys: each key's first unsent row is due, if
+        it was set aside, and the pending rows say which failed row still holds them, or nothing."""
+        keys = list(keys)
+        keyed = self._rows().filter(ordering_key__in=keys)
+        with wrap_errors("update the rows of ordering keys"):
+            self.wake_next(keys, now=timezone.now())
+            keyed.filter(status=StatusChoice.SCHEDULE, last_error__startswith=sequencing.HELD_PREFIX).update(
+                last_error=""
+            )
+            self._hold_behind(list(keyed.filter(status=StatusChoice.FAILED).values_list("id", flat=True)))
+
+    def _hold_behind(
+        self, ids: Sequence[Any], among: models.QuerySet[AbstractPublished] | None = None
+    ) -> None:
+        """The pending rows of each key behind a row just made FAILED (``among`` them, when given) say
+        which row holds them."""
+        blockers = (
+            self._rows()
+            .filter(id__in=ids, status=StatusChoice.FAILED, ordering_key__isnull=False)
+            .exclude(ordering_seq=None)
+            .order_by("-ordering_seq")  # the earliest blocker of a key writes last: it is the one that holds
+            .values_list("id", "ordering_key", "ordering_seq")
+        )
+        for blocker, key, seq in blockers:
+            self._rows().filter(ordering_key=key, status=StatusChoice.SCHEDULE, ordering_seq__gt=seq).update(
+                last_error=sequencing.held_reason(blocker, key)
+            )
 
     def release(self, ids: Sequence[Any], *, token: str, now: datetime.datetime) -> int:
         """Rows never sent (the connection went first): due again at once, attempts unchanged."""
@@ -251,6 +417,7 @@ class OutboxStore:
                 total += expired.filter(id__in=ids).update(
                     status=StatusChoice.FAILED, last_error=reason, locked_by=""
                 )
+                self._hold_behind(ids)
                 if len(ids) < BATCH_SIZE:
                     return total
 

@@ -22,12 +22,13 @@ import itertools
 import json
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
+from django_outbox_pattern import sequencing
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.core import identity
 from django_outbox_pattern.relaying import outbox
@@ -52,6 +53,8 @@ class MemoryRow:
     last_error: str = ""
     published_at: datetime.datetime | None = None
     order: int = 0  # insertion order: the tie-break of the due order (the database uses the id)
+    ordering_key: str | None = None
+    ordering_seq: int | None = None  # the key's sequence (store.py); None when parked or without a key
 
 
 class MemoryOutbox:
@@ -61,6 +64,7 @@ class MemoryOutbox:
         self.rows: dict[Any, MemoryRow] = {}
         self._clock = clock
         self._order = itertools.count()
+        self._last_seq: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def add(
@@ -72,8 +76,10 @@ class MemoryOutbox:
         row_id: Any = None,
         expires_at: datetime.datetime | None = None,
         available_at: datetime.datetime | None = None,
+        ordering_key: str | None = None,
     ) -> MemoryRow:
-        """A new SCHEDULE row, due at once unless ``available_at``; with generated id headers."""
+        """A new SCHEDULE row, due at once unless ``available_at``; with generated id headers; numbered
+        in its key when ``ordering_key`` is given."""
         now = self._clock()
         row_id = row_id if row_id is not None else uuid.uuid4()
         generated = {
@@ -89,8 +95,11 @@ class MemoryOutbox:
             expires_at=expires_at or now + DEFAULT_TTL,
             available_at=available_at or now,
             order=next(self._order),
+            ordering_key=ordering_key,
         )
         with self._lock:
+            if ordering_key is not None:
+                row.ordering_seq = self._last_seq[ordering_key] = self._last_seq.get(ordering_key, 0) + 1
             self.rows[row_id] = row
         return row
 
@@ -104,16 +113,36 @@ class MemoryOutbox:
 
     def claim(
         self, token: str, *, limit: int, now: datetime.datetime, lease_until: datetime.datetime
-    ) -> list[outbox.OutboxRow]:
+    ) -> outbox.Claimed:
         with self._lock:
             waiting = (r for r in self.rows.values() if r.status == StatusChoice.SCHEDULE)
             due = sorted(
-                (r for r in waiting if r.available_at <= now), key=lambda r: (r.available_at, r.order)
+                (r for r in waiting if r.available_at <= now and self._first_of_key(r)),
+                key=lambda r: (r.available_at, r.order),
             )
             due = due[:limit]
             for row in due:
                 row.locked_by, row.available_at = token, lease_until
-            return [self._claimed(row, now) for row in due]
+            return outbox.Claimed([self._claimed(row, now) for row in due])
+
+    def wake_next(self, keys: Collection[str], *, now: datetime.datetime) -> int:
+        return 0  # nothing is set aside here: a claim looks at every row each time
+
+    def wake_stranded(self, *, now: datetime.datetime) -> int:
+        return 0
+
+    def _first_of_key(self, row: MemoryRow) -> bool:
+        """No earlier row of its key is unsent (SCHEDULE or FAILED), as the store's claim checks."""
+        if row.ordering_key is None or row.ordering_seq is None:
+            return True
+        unsent = (StatusChoice.SCHEDULE, StatusChoice.FAILED)
+        return not any(
+            r.ordering_key == row.ordering_key
+            and r.status in unsent
+            and r.ordering_seq is not None
+            and r.ordering_seq < row.ordering_seq
+            for r in self.rows.values()
+        )
 
     @staticmethod
     def _claimed(row: MemoryRow, now: datetime.datetime) -> outbox.OutboxRow:
@@ -124,6 +153,7 @@ class MemoryOutbox:
             json.dumps(row.headers, cls=DjangoJSONEncoder),
             row.retry,
             row.expires_at <= now,
+            row.ordering_key,
         )
         return outbox.OutboxRow.from_values(values)
 
@@ -151,7 +181,20 @@ class MemoryOutbox:
             for row in rows:
                 row.status, row.last_error, row.locked_by = StatusChoice.FAILED, reason, ""
                 row.retry += 1 if count_attempt else 0
+            self._hold_behind(rows)
             return len(rows)
+
+    def _hold_behind(self, failed: Sequence[MemoryRow]) -> None:
+        for blocker in sorted(failed, key=lambda r: -(r.ordering_seq or 0)):
+            if blocker.ordering_key is None or blocker.ordering_seq is None:
+                continue
+            for row in self.rows.values():
+                if (
+                    row.ordering_key == blocker.ordering_key
+                    and row.status == StatusChoice.SCHEDULE
+                    and (row.ordering_seq or 0) > blocker.ordering_seq
+                ):
+                    row.last_error = sequencing.held_reason(blocker.id, blocker.ordering_key)
 
     def release(self, ids: Sequence[Any], *, token: str, now: datetime.datetime) -> int:
         with self._lock:
@@ -184,6 +227,7 @@ class MemoryOutbox:
             ]
             for row in expired:
                 row.status, row.last_error, row.locked_by = StatusChoice.FAILED, reason, ""
+            self._hold_behind(expired)
             return len(expired)
 
     def purge_published(self, *, added_before: datetime.datetime) -> int:

@@ -21,6 +21,13 @@ def inspect(
     published: Annotated[
         bool, typer.Option("--published", help="Published (or, with --inbox, processed) rows.")
     ] = False,
+    blocked: Annotated[
+        bool,
+        typer.Option(
+            "--blocked",
+            help="Ordering keys held by a failed row: the row, and how many pending rows wait behind it.",
+        ),
+    ] = False,
     destination: params.DestinationOpt = None,
     since: params.SinceOpt = None,
     row_id: Annotated[
@@ -58,10 +65,18 @@ def inspect(
       outboxctl inspect --pending --destination '/topic/orders*' --limit 50 --json
       outboxctl inspect --id 3f0c2a4e-...        (the row, then its repairs: who, what, when)
       outboxctl inspect --inbox --since 1d
+      outboxctl inspect --blocked                (keys whose later rows wait for a failed one)
       outboxctl inspect --metrics
     """
     if metrics and as_json:
         errors.fail("--metrics and --json exclude each other.", "Pick one.", ExitCode.USAGE)
+    others = failed or pending or published or destination or since or row_id or inbox or metrics
+    if blocked and others:
+        errors.fail(
+            "--blocked lists held ordering keys and takes no other filter.",
+            "Use --blocked alone (or with --limit, --json).",
+            ExitCode.USAGE,
+        )
     bootstrap.setup(state(ctx))
     if metrics:
         from django_outbox_pattern.ops import metrics as outbox_metrics
@@ -70,6 +85,9 @@ def inspect(
     from django_outbox_pattern import choices
     from django_outbox_pattern.ops import inspection
 
+    if blocked:
+        held = inspection.blocked_keys(limit=limit or DEFAULT_LIMIT)
+        return output.print_json(held) if as_json else views.blocked(held)
     table: Any = "inbox" if inbox else "outbox"
     if row_id is not None:
         return _one_row(table, row_id, as_json=as_json)
