@@ -36,6 +36,8 @@ HEADERS = [
     {"dop-msg-id": "0f3c", "persistent": "true", "content-type": "application/json"},
     {"x-note": "a:b\\c\nd\re", "tricky:name": "v"},
     {"unicode": "gr\u00fc\u00df", "empty": ""},
+    # the block escaper's stand-ins for ':' and the line end, inside a value: each header escaped alone
+    {"sent": "2026-12-06T05:19:20Z", "ctl": "a\x01b:c", "other": "\x01\x01"},
 ]
 BODIES = ['{"id": 1}', "", 'caf\u00e9 \u2603 {"n": [1, 2]}', "with\0nul"]
 

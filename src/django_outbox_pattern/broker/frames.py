@@ -14,7 +14,7 @@ The output is what stomp.py writes for the same frame: ``COMMAND``, one ``name:v
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 # Header escaping by STOMP version (1.0 has none; 1.1 lacks \r; 1.2 escapes names and values alike).
 # The backslash goes first, so that the backslashes the others add are not escaped again.
@@ -24,6 +24,9 @@ _ESCAPES: dict[str, tuple[tuple[str, str], ...]] = {
     "1.2": (("\\", "\\\\"), ("\n", "\\n"), (":", "\\c"), ("\r", "\\r")),
 }
 SUPPORTED_VERSIONS = frozenset(_ESCAPES)
+# Stand-ins for the ':' and the line end of each header line while a whole header block is escaped at once
+# (a relayed message's sent-time holds ':', so escaping is the usual case, not the exception).
+_NAME_END, _LINE_END = "\0", "\1"
 
 
 def _escaper(pairs: tuple[tuple[str, str], ...]) -> Callable[[str], str]:
@@ -48,10 +51,15 @@ class FrameEncoder:
         self.version = version
         self._escape = _escaper(_ESCAPES[version]) if _ESCAPES[version] else None
 
-    def _header_lines(self, headers: Iterable[tuple[str, str]]) -> str:
+    def _header_lines(self, headers: Sequence[tuple[str, str]]) -> str:
         escape = self._escape
         if escape is None:
             return "".join(f"{name}:{value}\n" for name, value in headers)
+        # The block is escaped in one pass, its separators held by stand-ins that no name or value holds
+        # (counted: if one does, each name and value is escaped on its own).
+        block = "".join(f"{name}{_NAME_END}{value}{_LINE_END}" for name, value in headers)
+        if block.count(_NAME_END) == block.count(_LINE_END) == len(headers):
+            return escape(block).replace(_NAME_END, ":").replace(_LINE_END, "\n")
         return "".join(f"{escape(name)}:{escape(value)}\n" for name, value in headers)
 
     def send(

@@ -28,6 +28,7 @@ from django_outbox_pattern.relaying import (
     liveness,
     outbox,
     producer,
+    recording,
     relay,
     routing,
     store,
@@ -73,12 +74,17 @@ def build_relay(
     sender = producer.Producer(
         transport, receipt_timeout=s.DEFAULT_RECEIPT_TIMEOUT, max_body_bytes=max_body_bytes
     )
+    relay_batches = batches.Batches(
+        store=outbox_store, producer=sender, settings=s, observer=shielded, clock=clock, rng=rng
+    )
+    recorder = None
+    if isinstance(outbox_store, store.OutboxStore) and outbox_store.strategy == "returning":
+        # PostgreSQL: a landed batch's UPDATEs run on the recording thread while the next batch goes out
+        recorder = recording.BackgroundRecorder(relay_batches.record, alias=outbox_store.using)
     built = relay.Relay(
         store=outbox_store,
         producer=sender,
-        batches=batches.Batches(
-            store=outbox_store, producer=sender, settings=s, observer=shielded, clock=clock, rng=rng
-        ),
+        batches=relay_batches,
         housekeeper=housekeeping.Housekeeper(outbox_store, s, clock=clock, cache=cache),
         settings=s,
         observer=shielded,
@@ -88,6 +94,7 @@ def build_relay(
         notifier=notifier,
         heartbeat=heartbeat,
         routing_gate=routing_gate or routing.build_gate(s, shielded),
+        recorder=recorder,
     )
     if stomp is not None:  # DEFAULT_PRODUCER_LISTENER_CLASS, registered on every connection (as 3.x)
         listener_class = conf.import_object(s.DEFAULT_PRODUCER_LISTENER_CLASS)

@@ -2,8 +2,10 @@
 
 ``Batches.launch()`` dead-letters the rows that cannot go, sends rows that failed before one at a time
 (so a message that makes the broker close the connection fails alone and cannot drag the rest of a batch
-to FAILED with it), then the fresh rows pipelined. ``Batches.land()`` collects the receipts and records
-every row's outcome, with one UPDATE per kind of outcome:
+to FAILED with it), then the fresh rows pipelined. ``Batches.land()`` collects the receipts (``collect()``,
+on the relay's thread, which owns the broker connection) and records every row's outcome (``record()``,
+which the relay may run on its recording thread while it claims and sends the next batch), with one
+UPDATE per kind of outcome:
 
   confirmed (RECEIPT)          -> SUCCEEDED, published_at set
   sent, no RECEIPT             -> SCHEDULE, retry + 1, last_error, due again after ``retry_delay()``;
@@ -83,6 +85,16 @@ class InFlight:
     flight: producer.Flight  # fresh rows, sent pipelined
 
 
+@dataclasses.dataclass(frozen=True)
+class Collected:
+    """A batch whose receipts were collected, its outcome not yet recorded in the database."""
+
+    batch: InFlight
+    outcome: producer.SendOutcome
+    refused: list[Hashable]  # sent alone and refused by the broker for good: dead-lettered
+    landed: float  # time.monotonic() when the receipts were collected
+
+
 class Batches:
     """Launches and lands the relay's batches over its producer and store."""
 
@@ -139,6 +151,14 @@ class Batches:
 
     def land(self, batch: InFlight) -> BatchResult:
         """Collect the batch's receipts and record every row's outcome."""
+        collected = self.collect(batch)
+        result = self.record(collected)
+        self.report(collected, result)
+        return result
+
+    def collect(self, batch: InFlight) -> Collected:
+        """The broker's half of landing (the relay's thread: it owns the connection): wait for the batch's
+        receipts and close the connection if one is missing."""
         quick = self.producer.land(batch.flight)
         landed = time.monotonic()
         careful = batch.careful
@@ -151,16 +171,22 @@ class Batches:
             careful.unsent + quick.unsent,
             careful.error or quick.error,
         )
+        if not outcome.ok or refused:
+            self.producer.close()  # a missing RECEIPT makes the connection suspect: reconnect next pass
+        return Collected(batch, outcome, refused, landed)
+
+    def record(self, collected: Collected) -> BatchResult:
+        """The database's half of landing: every row's outcome, one UPDATE per kind. Touches neither the
+        broker nor the observer, so it may run on another thread (recording.py), one batch at a time."""
+        batch, outcome, refused = collected.batch, collected.outcome, collected.refused
         published = self.store.mark_published(outcome.confirmed, now=self._clock())
         keys = {batch.rows[key].ordering_key for key in outcome.confirmed} - {None}
         woken = self.store.wake_next(keys, now=self._clock()) if keys else 0  # type: ignore[arg-type]
         retried, exhausted = self._record_failures(outcome, batch.rows, batch.token)
-        reason = f"unsendable: the broker refused it ({careful.error})"
+        reason = f"unsendable: the broker refused it ({batch.careful.error})"
         exhausted += self.store.dead_letter(refused, token=batch.token, reason=reason, count_attempt=True)
         released = self.store.release(outcome.unsent, token=batch.token, now=self._clock())
-        if not outcome.ok or refused:
-            self.producer.close()  # a missing RECEIPT makes the connection suspect: reconnect next pass
-        result = BatchResult(
+        return BatchResult(
             published=published,
             failed=len(outcome.unconfirmed) + len(refused),
             retried=retried,
@@ -169,9 +195,11 @@ class Batches:
             released=released,
             woken=woken,
         )
-        self._log(result, outcome.error)
-        self._observe(result, batch, outcome, landed)
-        return result
+
+    def report(self, collected: Collected, result: BatchResult) -> None:
+        """Log and observe a recorded batch (the relay's thread)."""
+        self._log(result, collected.outcome.error)
+        self._observe(result, collected.batch, collected.outcome, collected.landed)
 
     def _observe(
         self, result: BatchResult, batch: InFlight, outcome: producer.SendOutcome, landed: float

@@ -15,6 +15,7 @@ sent (an invalid destination, headers that are not text, a body that is not JSON
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import logging
@@ -97,9 +98,13 @@ def _writes(messages: Sequence[OutgoingMessage]) -> Iterator[tuple[int, int]]:
         yield start, len(messages)
 
 
+# A relay sends to a handful of destinations over and over: each one's verdict is worked out once.
+_destination_problem = functools.lru_cache(maxsize=1024)(addressing.send_destination_problem)
+
+
 def validate_destination(destination: str) -> None:
     """Raise UnsendableMessage unless RabbitMQ's STOMP adapter can accept this destination."""
-    problem = addressing.send_destination_problem(destination)
+    problem = _destination_problem(destination)
     if problem is not None:
         raise exceptions.UnsendableMessage(problem)
 
@@ -152,7 +157,7 @@ def encode(
         text = str(body) if isinstance(body, EncodedJSON) else json.dumps(body, cls=DjangoJSONEncoder)
     except (TypeError, ValueError) as exc:
         raise exceptions.UnsendableMessage(f"body is not JSON-serialisable: {exc}") from exc
-    size = len(text.encode("utf-8"))
+    size = len(text) if text.isascii() else len(text.encode("utf-8"))
     if size > max_body_bytes:
         raise exceptions.UnsendableMessage(f"body is {size} bytes, over the {max_body_bytes}-byte limit")
     return OutgoingMessage(destination=destination, body=text, headers=wire, key=key)

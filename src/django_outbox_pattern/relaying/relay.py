@@ -6,7 +6,9 @@ batch still in flight (collects its receipts, which arrived meanwhile, and recor
 with one UPDATE per outcome). While draining, IN_FLIGHT_BATCHES full batches stay in flight: as the broker
 stores and confirms batches N-1 and N, the relay records batch N-2 and claims N+1, so the broker always
 has the next batch before it finishes the current one. A batch that is not full is landed in its own
-pass, with everything before it, before the relay goes idle. No database transaction is open while
+pass, with everything before it, before the relay goes idle. Inside ``run()`` on PostgreSQL, a landed
+batch's UPDATEs run on the recording thread (recording.py) while this thread claims and sends the next
+one; the relay waits for them before it goes idle or stops. No database transaction is open while
 sending, waiting or sleeping.
 
 Django's ``close_old_connections()`` (CONN_MAX_AGE, broken connections) runs at the start of a pass,
@@ -38,13 +40,22 @@ from django_outbox_pattern import conf, exceptions, tracing
 from django_outbox_pattern.broker import hosts
 from django_outbox_pattern.core import backoff
 from django_outbox_pattern.core import observer as observing
-from django_outbox_pattern.relaying import batches, housekeeping, liveness, outbox, producer, routing
+from django_outbox_pattern.relaying import (
+    batches,
+    housekeeping,
+    liveness,
+    outbox,
+    producer,
+    recording,
+    routing,
+)
 
 logger = logging.getLogger(__name__)
 
 CONNECT_BACKOFF_BASE_S = 1.0  # first reconnect delay; doubles up to DEFAULT_MAXIMUM_BACKOFF
 STORAGE_BACKOFF_CAP_S = 30.0  # longest wait between passes while the database fails
 IN_FLIGHT_BATCHES = 2  # full batches sent and not yet landed while draining (the broker's queue)
+UNRECORDED_BATCHES = 1  # landed batches whose UPDATEs may still run on the recording thread while draining
 HEARTBEAT_EVERY_S = 1.0  # the observer's heartbeat keeps coming while the relay waits out a failure
 WAKE_STRANDED_EVERY_S = 5.0  # how often a keyed row whose wake-up was lost is looked for (store.py)
 
@@ -82,8 +93,10 @@ class Relay:
         notifier: Notifier | None = None,
         heartbeat: liveness.Heartbeat | None = None,
         routing_gate: routing.RoutingGate | None = None,
+        recorder: recording.BackgroundRecorder | None = None,
     ) -> None:
         self.store = store
+        self.recorder = recorder  # None: every batch is recorded on the relay's thread
         self.routing_gate = routing_gate  # None: every row is sent (no management API configured)
         self.producer = producer
         self.batches = batches
@@ -103,6 +116,7 @@ class Relay:
         self._landed = []
         self._draining = False  # the last pass claimed a full batch: more are waiting
         self._woken = False  # the idle wait was cut short by a wake-up (NOTIFY): new rows are waiting
+        self._background = False  # run() records landed batches on the recorder's thread
         self._connect_failures = 0
         self._storage_failures = 0
         self._next_housekeeping = 0.0
@@ -144,6 +158,7 @@ class Relay:
             self.notifier.start(self._wakeup, self._side_thread_died)
         if self.heartbeat is not None:
             self.heartbeat.start(self.wake, self._side_thread_died)
+        self._background = self.recorder is not None and self.recorder.usable()
         logger.info(
             "Relay %s started", self.relay_id, extra={"action": "relay_started", "relay": self.relay_id}
         )
@@ -165,6 +180,9 @@ class Relay:
                     self._wakeup.clear()
         finally:
             self._land_in_flight_safely()
+            self._background = False
+            if self.recorder is not None:
+                self.recorder.close()
             self._report(on_batch)
             if self.notifier is not None:
                 self.notifier.stop()
@@ -266,7 +284,9 @@ class Relay:
         # land every one: none is left waiting.
         woken = 0
         while len(self._in_flight) > (IN_FLIGHT_BATCHES if self._draining else 0):
-            woken += self._land(self._in_flight.popleft()).woken
+            woken += self._land(self._in_flight.popleft())
+        # outside a drain nothing stays unrecorded
+        woken += self._collect_records(keep=None if self._draining else 0)
         if woken:  # the next rows of ordering keys are due now: no pause before the next pass
             self._draining = True
         return claimed or woken
@@ -279,21 +299,43 @@ class Relay:
             return 0  # the next run, or the next pass of a running relay, finds them
 
     def _land_in_flight(self) -> None:
-        """Land every batch in flight, oldest first."""
+        """Land every batch in flight, oldest first, and wait until every one is recorded."""
         while self._in_flight:
             self._land(self._in_flight.popleft())
+        self._collect_records(keep=0)
 
-    def _land(self, batch: batches.InFlight) -> batches.BatchResult:
-        result = self.batches.land(batch)
+    def _land(self, batch: batches.InFlight) -> int:
+        """Land one batch; the rows of ordering keys it made due (0 while its record is pending)."""
+        if self._background and self.recorder is not None:  # recorded while the next batch goes out
+            self.recorder.submit(self.batches.collect(batch))
+            return self._collect_records(keep=UNRECORDED_BATCHES)
+        return self._landed_one(self.batches.land(batch))
+
+    def _collect_records(self, *, keep: int | None) -> int:
+        """Report the batches recorded meanwhile (with ``keep``, wait until at most that many are not);
+        the rows of ordering keys they made due."""
+        if self.recorder is None:
+            return 0
+        woken = 0
+        for collected, result in self.recorder.finished(keep=keep):
+            self.batches.report(collected, result)
+            woken += self._landed_one(result)
+        return woken
+
+    def _landed_one(self, result: batches.BatchResult) -> int:
         self.last_batch = result
         self._landed.append(result)
-        return result
+        return result.woken
 
     def _land_in_flight_safely(self) -> None:
-        try:
-            self._land_in_flight()
-        except exceptions.StorageError as exc:  # its rows come back when their lease ends
-            logger.error("Could not record a batch: %s", exc, extra={"action": "relay_batch_unrecorded"})
+        while True:
+            try:
+                self._land_in_flight()
+                return
+            except exceptions.StorageError as exc:  # its rows come back when their lease ends
+                logger.error("Could not record a batch: %s", exc, extra={"action": "relay_batch_unrecorded"})
+                if self.recorder is None or not self.recorder.pending:
+                    return
 
     def _report(self, on_batch: Callable[[batches.BatchResult], None] | None) -> None:
         landed, self._landed = self._landed, []
