@@ -146,22 +146,24 @@ class OutboxStore:
                     locked = due.select_for_update(skip_locked=True)
                     rows = list(_wire_values(locked, now, "ordering_key")[:limit])
                     waiting = self._held_back([r[0] for r in rows if r[-1] is not None])
+                    aside = self._behind_idle(waiting, now)  # judged before this claim's own leases
                     first = [r for r in rows if r[0] not in waiting]
                     if first:
                         self._rows().filter(id__in=[r[0] for r in first]).update(
                             locked_by=token, available_at=lease_until
                         )
-                    self._set_aside(waiting, now)
+                    self._set_aside(aside, now)
                 return Claimed([OutboxRow.from_values(r) for r in first], scanned=len(rows))
             scanned = list(due.values_list("id", "ordering_key")[:limit])
             if not scanned:
                 return Claimed()
             waiting = self._held_back([row_id for row_id, key in scanned if key is not None])
+            aside = self._behind_idle(waiting, now)  # judged before this claim's own leases
             ids = [row_id for row_id, _ in scanned if row_id not in waiting]
             self._rows().filter(id__in=ids, status=StatusChoice.SCHEDULE, available_at__lte=now).update(
                 locked_by=token, available_at=lease_until
             )
-            self._set_aside(waiting, now)
+            self._set_aside(aside, now)
             # Read back through the claim index: the lease's end is the same for the whole claim.
             mine = self._rows().filter(
                 status=StatusChoice.SCHEDULE, available_at=lease_until, locked_by=token
@@ -189,6 +191,24 @@ class OutboxStore:
             return set()
         held = self._rows().filter(id__in=keyed_ids).exclude(self._first_of_key())
         return set(held.values_list("id", flat=True))
+
+    def _earlier_idle(self, now: datetime.datetime) -> Exists:
+        """An earlier unsent row of the key that no relay holds right now."""
+        return Exists(
+            self._rows().filter(
+                Q(locked_by="") | Q(available_at__lte=now),
+                ordering_key=OuterRef("ordering_key"),
+                status__in=UNSENT,
+                ordering_seq__lt=OuterRef("ordering_seq"),
+            )
+        )
+
+    def _behind_idle(self, held: Collection[Any], now: datetime.datetime) -> set[Any]:
+        """Of these held rows, those with an earlier unsent row no relay holds (see ``_claim_returning``)."""
+        if not held:
+            return set()
+        behind = self._rows().filter(self._earlier_idle(now), id__in=list(held))
+        return set(behind.values_list("id", flat=True))
 
     def _set_aside(self, ids: Collection[Any], now: datetime.datetime) -> None:
         """Keyed rows behind an unsent row of their key: out of the claim's range until woken. Those behind
@@ -272,37 +292,43 @@ class OutboxStore:
         conn = connections[self.using]
         table, col = self._quoted_names(conn)
         key, seq, unsent = col["ordering_key"], col["ordering_seq"], ", ".join(str(int(s)) for s in UNSENT)
-        first_of_key = (
-            f"{table}.{key} IS NULL OR {table}.{seq} IS NULL OR NOT EXISTS (SELECT 1 FROM {table} earlier "
-            f"WHERE earlier.{key} = {table}.{key} AND earlier.{col['status']} IN ({unsent}) "
-            f"AND earlier.{seq} < {table}.{seq})"
+        earlier = (
+            f"SELECT 1 FROM {table} earlier WHERE earlier.{key} = {table}.{key} "
+            f"AND earlier.{col['status']} IN ({unsent}) AND earlier.{seq} < {table}.{seq}"
+        )
+        first_of_key = f"{table}.{key} IS NULL OR {table}.{seq} IS NULL OR NOT EXISTS ({earlier})"
+        # A row waiting only for rows in flight stays due (looked at again next pass): their RECEIPT may
+        # come while this statement runs, and a row set aside on this snapshot would miss its wake-up.
+        behind_idle = (
+            f"{table}.{key} IS NOT NULL AND {table}.{seq} IS NOT NULL AND EXISTS ({earlier} "
+            f"AND (earlier.{col['locked_by']} = '' OR earlier.{col['available_at']} <= %s))"
         )
         # The UPDATEs find their rows by primary key (= ANY of an array): joined to the CTE instead, the
         # planner may hash the whole table for every batch. Every due row comes back (the set-aside ones
         # with NULLs), in due order, so the caller knows how many were looked at.
         sql = (
             f"WITH due AS (SELECT {col['id']} AS due_id, {col['available_at']} AS due_at, "
-            f"({first_of_key}) AS first FROM {table} "
+            f"({first_of_key}) AS first, {behind_idle} AS behind_idle FROM {table} "
             f"WHERE {col['status']} = %s AND {col['available_at']} <= %s "
             f"ORDER BY {col['available_at']}, {col['id']} LIMIT %s FOR UPDATE SKIP LOCKED), "
             f"aside AS (UPDATE {table} SET {col['available_at']} = %s "
-            f"WHERE {col['id']} = ANY(ARRAY(SELECT due_id FROM due WHERE NOT first))), "
+            f"WHERE {col['id']} = ANY(ARRAY(SELECT due_id FROM due WHERE NOT first AND behind_idle))), "
             f"claimed AS (UPDATE {table} SET {col['locked_by']} = %s, {col['available_at']} = %s "
             f"WHERE {col['id']} = ANY(ARRAY(SELECT due_id FROM due WHERE first)) "
             f"RETURNING {col['id']} AS id, {col['destination']} AS destination, {col['body']}::text AS body, "
             f"{col['headers']}::text AS headers, {col['retry']} AS retry, "
             f"{col['expires_at']} <= %s AS expired, {key} AS ordering_key) "
-            "SELECT id, destination, body, headers, retry, expired, ordering_key, due_id "
+            "SELECT id, destination, body, headers, retry, expired, ordering_key, due_id, behind_idle "
             "FROM due LEFT JOIN claimed ON due_id = id ORDER BY due_at, due_id"
         )
-        params: list[Any] = [StatusChoice.SCHEDULE.value, now, limit, WAITING, token, lease_until, now]
+        params: list[Any] = [now, StatusChoice.SCHEDULE.value, now, limit, WAITING, token, lease_until, now]
         with conn.cursor() as cursor:
             cursor.execute(sql, params)
             found = cursor.fetchall()
-        aside = [r[-1] for r in found if r[0] is None]
+        aside = [r[-2] for r in found if r[0] is None and r[-1]]
         if aside:
             self._label_held(aside)
-        return Claimed([OutboxRow.from_values(r[:-1]) for r in found if r[0] is not None], scanned=len(found))
+        return Claimed([OutboxRow.from_values(r[:-2]) for r in found if r[0] is not None], scanned=len(found))
 
     def _quoted_names(self, conn: Any) -> tuple[str, dict[str, str]]:
         """The table's and every field's column name, quoted for raw SQL on ``conn``."""
