@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import random
 import socket
 
 import pytest
 
 from django_outbox_pattern import conf, exceptions
+from django_outbox_pattern.broker import hosts
 from django_outbox_pattern.choices import StatusChoice
 from django_outbox_pattern.models import Published
 from django_outbox_pattern.relaying import relay
@@ -124,7 +126,16 @@ def test_expired_and_unsendable_rows_are_dead_lettered_not_sent(
     assert errors[0].startswith("expired") and errors[1].startswith("unsendable: header 'x-bad'")
 
 
-def test_the_hosts_are_tried_in_turn(proxy: TcpProxy, unique_name: str) -> None:
+class _FirstHostFirst(random.Random):
+    def randrange(self, *args: object, **kwargs: object) -> int:  # type: ignore[override]
+        return 0
+
+
+def test_the_hosts_are_tried_in_turn(
+    proxy: TcpProxy, unique_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each process starts a host list at a random host (hosts.py); this test needs the listed order.
+    monkeypatch.setattr(hosts, "ORDER", hosts.HostOrder(rng=_FirstHostFirst()))
     with socket.create_server((STOMP_HOST, 0)) as unused:
         dead_port = unused.getsockname()[1]  # closed below: connections to it are refused
     make_rows(f"/queue/{unique_name}", 2)
