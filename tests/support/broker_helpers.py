@@ -30,7 +30,10 @@ class QueueDrain:
     def __enter__(self) -> QueueDrain:
         self._transport.set_message_handler(self._on_message)
         self._transport.connect()
-        self._transport.subscribe(self.destination, "drain", {}, ack="auto")
+        # Wait for the subscription: a /topic/ drops what is sent before its queue is bound.
+        receipt = wire.new_receipt_id()
+        self._transport.subscribe(self.destination, "drain", {"receipt": receipt}, ack="auto")
+        assert self._transport.wait_for_receipts([receipt], 30) == {receipt}, self._transport.last_error
         return self
 
     def __exit__(self, *exc: object) -> None:
